@@ -1,0 +1,150 @@
+//! The HTTP shell (actix-web): `/validate` for nginx and Envoy's HTTP ext_authz, health and
+//! readiness, and RFC 9728 metadata. Handlers read the protocol, call the authorizer, and
+//! transcribe the [`Answer`](crate::answer::Answer).
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LENGTH, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+
+use crate::answer::{self, Answer};
+use crate::authorizer::Authorizer;
+use crate::decision::Body;
+use crate::request::{self, HeaderLookup};
+
+/// Stands for a header value that is not visible ASCII: never a valid token, path or name.
+const UNREADABLE_HEADER: &str = "\u{fffd}";
+
+impl HeaderLookup for HeaderMap {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        self.get_all(name)
+            .map(|value| value.to_str().unwrap_or(UNREADABLE_HEADER))
+    }
+}
+
+/// Registers the routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/validate", web::to(validate))
+        .route("/validate/{tail:.*}", web::to(validate))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            web::get().to(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{tail:.*}",
+            web::get().to(resource_metadata),
+        );
+}
+
+async fn validate(
+    request: HttpRequest,
+    payload: web::Payload,
+    authorizer: web::Data<Authorizer>,
+) -> HttpResponse {
+    let body = read_body(&request, payload, authorizer.max_body_bytes()).await;
+    let body = match &body {
+        Ok(bytes) => Body::Complete(bytes),
+        Err(BodyError::TooLarge) => Body::TooLarge,
+        Err(BodyError::Broken) => return HttpResponse::BadRequest().finish(),
+    };
+    let envoy_path = request
+        .uri()
+        .path_and_query()
+        .and_then(|path| path.as_str().strip_prefix("/validate"))
+        .filter(|tail| tail.starts_with('/'));
+    let check = request::read(
+        request.headers(),
+        request.method().as_str(),
+        envoy_path,
+        body,
+    );
+    let started = Instant::now();
+    let decision = authorizer.check(&check).await;
+    answer::log(&decision, started.elapsed().as_micros());
+    respond(answer::answer(&decision, authorizer.settings()))
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads the body up to `limit` bytes; never buffers more.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn respond(answer: Answer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    for (name, value) in answer.headers {
+        response.insert_header((name, value));
+    }
+    match answer.body {
+        Some(body) => response.body(body),
+        None => response.finish(),
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+async fn readyz(authorizer: web::Data<Authorizer>) -> HttpResponse {
+    if authorizer.ready() {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(r#"{"status":"not_ready","reason":"no key set from the identity provider yet"}"#)
+    }
+}
+
+async fn resource_metadata(
+    request: HttpRequest,
+    authorizer: web::Data<Authorizer>,
+) -> HttpResponse {
+    let Some(resource) = authorizer.resource_url() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let tail = request
+        .path()
+        .trim_start_matches("/.well-known/oauth-protected-resource");
+    let document = serde_json::json!({
+        "resource": format!("{resource}{tail}"),
+        "authorization_servers": [authorizer.issuer()],
+        "bearer_methods_supported": ["header"],
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.to_string())
+}
