@@ -24,6 +24,21 @@ impl HeaderLookup for HeaderMap {
     }
 }
 
+/// The HTTP server on a bound listener (port 0 in tests), sharing one [`Authorizer`].
+pub fn server(
+    authorizer: std::sync::Arc<Authorizer>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::from(authorizer);
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(routes)
+    })
+    .listen(listener)?
+    .run())
+}
+
 /// Registers the routes.
 pub fn routes(config: &mut web::ServiceConfig) {
     config

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use actix_web::{App, HttpServer, web};
 use clap::Parser;
 
 use auth_server::authorizer::Authorizer;
@@ -65,17 +64,13 @@ async fn serve(config: Config, policy: CompiledPolicy) -> std::io::Result<()> {
     if let Some(period) = config.scopes_poll {
         actix_web::rt::spawn(reload::on_file_change(authorizer.clone(), period));
     }
-    let state = web::Data::from(authorizer);
-    HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-        .bind(config.listen)
-        .map_err(|err| {
-            std::io::Error::new(
-                err.kind(),
-                format!("cannot listen on {}: {err}", config.listen),
-            )
-        })?
-        .run()
-        .await
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("cannot listen on {}: {err}", config.listen),
+        )
+    })?;
+    http::server(authorizer, listener)?.await
 }
 
 fn init_logging(format: LogFormat) {
