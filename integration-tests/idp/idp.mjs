@@ -1,0 +1,327 @@
+#!/usr/bin/env node
+// A real OAuth 2.0 authorization server (panva's certified `oidc-provider`) on
+// loopback, for auth-server's end-to-end tests. It issues client-credentials
+// access tokens as RS256 JWTs (with `kid`), shaped like a generic OIDC
+// provider's (RFC 9068) or like Amazon Cognito's. See README.md.
+//
+// stdout carries exactly one line, the JSON "ready" line; everything else goes
+// to stderr.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+// oidc-provider prints its development notices with console.info (stdout).
+// Keep stdout for the ready line only.
+console.info = console.error;
+console.log = console.error;
+
+// ---------------------------------------------------------------------------
+// Command line
+
+function die(message) {
+  process.stderr.write(`idp: ${message}\n`);
+  process.exit(2);
+}
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      issuer: { type: 'string' },
+      profile: { type: 'string', default: 'oidc' },
+      audience: { type: 'string', default: 'mcp-gateway' },
+      keys: { type: 'string' },
+      ttl: { type: 'string', default: '3600' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }));
+} catch (err) {
+  die(`${err.message} (see --help)`);
+}
+
+if (args.help) {
+  process.stderr.write(`usage: node idp.mjs [--port N] [--host ADDR] [--issuer URL]
+       [--profile oidc|cognito] [--audience STR] [--keys FILE] [--ttl SECONDS]
+  --issuer may contain {port}, replaced by the port actually bound.
+`);
+  process.exit(0);
+}
+
+const port = Number(args.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) die(`--port: not a port: ${args.port}`);
+const ttl = Number(args.ttl);
+if (!Number.isSafeInteger(ttl) || ttl <= 0) die(`--ttl: not a positive integer: ${args.ttl}`);
+if (!['oidc', 'cognito'].includes(args.profile)) die(`--profile: must be oidc or cognito, not ${args.profile}`);
+const { profile, audience } = args;
+if (!audience) die('--audience: must not be empty');
+if (args.issuer !== undefined && !URL.canParse(args.issuer.replaceAll('{port}', '1'))) {
+  die(`--issuer: not a URL: ${args.issuer}`);
+}
+
+// ---------------------------------------------------------------------------
+// Clients and scopes
+
+// Scope names of mcp-gateway-registry's scopes.yml; a client may only request
+// the ones in its `scopes` list.
+const MCP_SCOPES = [
+  'mcp-servers-restricted/read',
+  'mcp-servers-restricted/execute',
+  'mcp-servers-unrestricted/read',
+  'mcp-servers-unrestricted/execute',
+];
+
+// groups: undefined = the token carries no groups claim at all.
+// ttl: access token lifetime in seconds, default --ttl.
+const CLIENTS = [
+  { id: 'admin-agent', groups: ['mcp-registry-admin'] },
+  { id: 'readonly-agent', groups: ['mcp-registry-user'] },
+  { id: 'operator-agent', groups: ['mcp-registry-operator'] },
+  { id: 'nogroup-agent' },
+  { id: 'scoped-agent', scopes: MCP_SCOPES },
+  { id: 'shortlived-agent', groups: ['mcp-registry-admin'], ttl: 2 },
+  // Cognito profile only: an "access" token whose token_use says "id".
+  { id: 'idtoken-agent', groups: ['mcp-registry-admin'], tokenUse: 'id', profiles: ['cognito'] },
+].filter((c) => !c.profiles || c.profiles.includes(profile));
+
+const clientsById = new Map(CLIENTS.map((c) => [c.id, c]));
+
+const clientMetadata = CLIENTS.map((c) => ({
+  client_id: c.id,
+  client_secret: `${c.id}-secret`,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  // oidc-provider accepts client_secret_post too for a client registered
+  // with client_secret_basic (both are "a client secret").
+  token_endpoint_auth_method: 'client_secret_basic',
+  // oidc-provider lets a client without `scope` metadata request any scope,
+  // so every client gets at least 'openid' (which never reaches a token here:
+  // tokens only carry the resource server's scopes).
+  scope: ['openid', ...(c.scopes ?? [])].join(' '),
+}));
+
+// ---------------------------------------------------------------------------
+// Keys: private JWKs, the first one signs, all are published.
+
+function thumbprint(jwk) {
+  // RFC 7638 JWK thumbprint of an RSA key, used as its kid.
+  const canonical = JSON.stringify({ e: jwk.e, kty: jwk.kty, n: jwk.n });
+  return crypto.createHash('sha256').update(canonical).digest('base64url');
+}
+
+function generateKey() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: thumbprint(jwk), alg: 'RS256', use: 'sig' };
+}
+
+function loadKeys(file) {
+  let parsed;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    die(`--keys ${file}: ${err.message}`);
+  }
+  const keys = Array.isArray(parsed) ? parsed : parsed?.keys;
+  if (!Array.isArray(keys) || keys.length === 0) die(`--keys ${file}: no keys in it`);
+  for (const k of keys) {
+    if (k.kty !== 'RSA' || !k.d) die(`--keys ${file}: only private RSA JWKs are supported`);
+    k.kid ??= thumbprint(k);
+    k.alg ??= 'RS256';
+  }
+  console.error(`idp: loaded ${keys.length} key(s) from ${file}`);
+  return keys;
+}
+
+function loadOrCreateKeys(file) {
+  if (!file) return [generateKey()];
+  if (fs.existsSync(file)) return loadKeys(file);
+  // Two IdPs may be started at once with the same new file: write to a
+  // private name, then link it into place, which fails if the other won.
+  const keys = [generateKey()];
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+  try {
+    fs.linkSync(tmp, file);
+  } catch (err) {
+    if (err.code !== 'EEXIST') die(`--keys ${file}: ${err.message}`);
+    return loadKeys(file);
+  } finally {
+    fs.unlinkSync(tmp);
+  }
+  console.error(`idp: wrote a new key to ${file}`);
+  return keys;
+}
+
+// ---------------------------------------------------------------------------
+// The provider
+
+// Resource indicator (RFC 8707) used when a client sends none. Resource
+// indicators must be absolute URIs, an audience like "mcp-gateway" is not.
+const DEFAULT_RESOURCE = URL.canParse(audience) ? audience : `urn:test-idp:resource:${audience}`;
+
+// Claims added to every access token, by profile.
+function extraTokenClaims(_ctx, token) {
+  const client = clientsById.get(token.clientId);
+  if (profile === 'cognito') {
+    return {
+      token_use: client.tokenUse ?? 'access',
+      auth_time: Math.floor(Date.now() / 1000),
+      version: 2,
+      ...(client.groups && { 'cognito:groups': client.groups }),
+    };
+  }
+  return {
+    azp: client.id,
+    ...(client.groups && { groups: client.groups }),
+  };
+}
+
+// Cognito's JWT header has no `typ` (oidc-provider writes "at+jwt", RFC 9068).
+function customizeJwt(_ctx, _token, jwt) {
+  if (profile === 'cognito') jwt.header = { typ: undefined };
+}
+
+function buildProvider(issuer, keys) {
+  const provider = new Provider(issuer, {
+    clients: clientMetadata,
+    jwks: { keys },
+    scopes: ['openid', ...MCP_SCOPES],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => DEFAULT_RESOURCE,
+        // The default resource gets aud = --audience. Any other absolute URI
+        // a client asks for (`resource=...`) becomes the token's aud as is:
+        // handy for "wrong audience" tests.
+        async getResourceServerInfo(_ctx, resource) {
+          return {
+            audience: resource === DEFAULT_RESOURCE ? audience : resource,
+            scope: MCP_SCOPES.join(' '),
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    extraTokenClaims,
+    formats: { customizers: { jwt: customizeJwt } },
+    ttl: {
+      ClientCredentials: (_ctx, token) => clientsById.get(token.clientId)?.ttl ?? ttl,
+      AccessToken: ttl,
+    },
+    routes: {
+      // Where Cognito publishes its key set, relative to the issuer.
+      jwks: profile === 'cognito' ? '/.well-known/jwks.json' : '/jwks',
+    },
+    clientBasedCORS: () => false,
+    // Cookies are only used by interactive flows, which this IdP has none of.
+    cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  });
+  provider.on('server_error', (_ctx, err) => console.error('idp: server error:', err));
+  provider.on('grant.error', (ctx, err) => {
+    console.error(`idp: token refused: client=${ctx.oidc.client?.clientId ?? '?'} ${err.error}: ${err.error_description}`);
+  });
+  return provider;
+}
+
+// ---------------------------------------------------------------------------
+// HTTP server: admin endpoints, then the current provider.
+
+let keys = loadOrCreateKeys(args.keys);
+let issuer; // known once the port is bound
+let issuerPath; // the issuer's path without trailing slash, '' for none
+let provider;
+let handler; // provider.callback() of the current provider
+
+// Tokens are stateless JWTs and clients are static, so replacing the whole
+// provider (oidc-provider takes its keys at construction) loses nothing.
+function install(newKeys) {
+  keys = newKeys;
+  provider = buildProvider(issuer, keys);
+  handler = provider.callback();
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function admin(req, res, url) {
+  if (url.pathname === '/__admin/health') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' });
+    return sendJson(res, 200, { ok: true, kid: keys[0].kid });
+  }
+  if (url.pathname === '/__admin/rotate') {
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
+    const dropOld = ['1', 'true', 'yes'].includes(url.searchParams.get('drop_old') ?? '');
+    const key = generateKey();
+    install(dropOld ? [key] : [key, ...keys]);
+    const kids = keys.map((k) => k.kid);
+    console.error(`idp: rotated, signing with ${key.kid}, publishing ${kids.join(', ')}`);
+    return sendJson(res, 200, { kid: key.kid, kids });
+  }
+  return sendJson(res, 404, { error: 'not found' });
+}
+
+const server = http.createServer((req, res) => {
+  res.on('finish', () => console.error(`idp: ${req.method} ${req.url} ${res.statusCode}`));
+  const url = new URL(req.url, 'http://loopback');
+  if (url.pathname.startsWith('/__admin/')) return admin(req, res, url);
+
+  // oidc-provider's routes answer at the root of whatever it is mounted on.
+  // Requests under the issuer's path (e.g. /us-east-1_TestPool/.well-known/jwks.json)
+  // are mounted there: strip the prefix and keep it in originalUrl, from which
+  // oidc-provider derives the URLs it advertises in discovery.
+  if (issuerPath && (req.url === issuerPath || req.url.startsWith(`${issuerPath}/`) || req.url.startsWith(`${issuerPath}?`))) {
+    req.originalUrl = req.url;
+    req.url = req.url.slice(issuerPath.length) || '/';
+    if (req.url.startsWith('?')) req.url = `/${req.url}`;
+  }
+  return handler(req, res);
+});
+
+server.on('error', (err) => die(`listen on ${args.host}:${port}: ${err.message}`));
+
+server.listen(port, args.host, () => {
+  const bound = server.address().port;
+  issuer = (args.issuer ?? 'http://127.0.0.1:{port}').replaceAll('{port}', String(bound));
+  try {
+    issuerPath = new URL(issuer).pathname.replace(/\/+$/, '');
+    install(keys);
+  } catch (err) {
+    die(`--issuer ${issuer}: ${err.message}`);
+  }
+  const hostPart = args.host.includes(':') ? `[${args.host}]` : args.host;
+  const base = `http://${hostPart}:${bound}`;
+  const ready = {
+    ready: true,
+    port: bound,
+    issuer,
+    profile,
+    audience,
+    kid: keys[0].kid,
+    discovery: `${base}/.well-known/openid-configuration`,
+    jwks_uri: base + provider.pathFor('jwks', { mountPath: '' }),
+    token_endpoint: base + provider.pathFor('token', { mountPath: '' }),
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+});
+
+function shutdown(signal) {
+  console.error(`idp: ${signal}, stopping`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
