@@ -1,1 +1,65 @@
-fn main() {}
+//! One decision, in process: a cached valid token and a `tools/call` body through the pure core,
+//! and, for comparison, the first sight of a token (RS256 signature verification).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use auth_server::decision::{
+    Body, CheckRequest, CognitoHeaders, CognitoPool, Context, Credentials, Decision, IngressHeader,
+    McpHeaders, TargetSource, decide,
+};
+use auth_server::jwks::KeySet;
+use auth_server::policy::CompiledPolicy;
+use auth_server::token::{Provider, TokenCache, TokenRules, verify};
+use common::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn bench_decision(c: &mut Criterion) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+    let policy = CompiledPolicy::load(&path).unwrap();
+    let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
+    let rules = TokenRules {
+        provider: Provider::Cognito,
+        issuer: ISSUER.into(),
+        client_ids: None,
+        audiences: None,
+        groups_claim: "cognito:groups".into(),
+        leeway_seconds: 60,
+    };
+    let pool = CognitoPool { region: "us-east-1".into(), user_pool_id: "us-east-1_Test".into() };
+    let cache = TokenCache::new(10_000);
+    let context = Context {
+        policy: &policy,
+        keys: Some(&keys),
+        key_generation: 1,
+        rules: &rules,
+        cognito_pool: Some(&pool),
+        cache: &cache,
+        now: NOW,
+    };
+    let token = rsa_key().sign(&cognito_claims("agent-1", &["mcp-registry-operator"]));
+    let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":{"stock_ticker":"AAPL","multiplier":1,"timespan":"day","from_date":"2026-01-01","to_date":"2026-01-31"}}}"#;
+    let request = CheckRequest {
+        method: "POST",
+        target: TargetSource::Path("/fininfo/mcp"),
+        body: Body::Complete(body),
+        credentials: Credentials::Bearer { token: &token, header: IngressHeader::XAuthorization },
+        cognito: CognitoHeaders::default(),
+        mcp: McpHeaders::default(),
+        carried_pool_headers: (false, false),
+    };
+    assert!(matches!(decide(&request, &context), Decision::Allow(_)));
+
+    c.bench_function("decide/cached_token/tools_call", |b| {
+        b.iter(|| decide(black_box(&request), black_box(&context)))
+    });
+    c.bench_function("verify/first_seen_token/rs256", |b| {
+        b.iter(|| verify(black_box(&token), &keys, &rules, NOW).unwrap())
+    });
+}
+
+criterion_group!(benches, bench_decision);
+criterion_main!(benches);

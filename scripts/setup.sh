@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need on a fresh Debian machine, and nothing twice:
+# nginx with the Lua module (apt), the identity provider (npm), the Python MCP client (pip, in
+# .venv), and the Rust build (cargo). Safe to run again: each step checks before it installs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+apt_packages=(nginx-light libnginx-mod-http-lua wrk)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system nginx on port 80 when it can; the project runs its own instances.
+  $sudo_cmd service nginx stop >/dev/null 2>&1 || true
+fi
+
+command -v node >/dev/null || { echo "setup: node (20+) is required" >&2; exit 1; }
+if [ ! -d integration-tests/idp/node_modules/oidc-provider ]; then
+  say "npm: installing the identity provider (oidc-provider)"
+  (cd integration-tests/idp && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mcp" 2>/dev/null; then
+  say "pip: installing the Python MCP SDK into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r integration-tests/python/requirements.txt
+fi
+
+say "cargo: building the workspace"
+cargo build --workspace --quiet
+say "ready"
