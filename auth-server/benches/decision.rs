@@ -29,7 +29,10 @@ fn bench_decision(c: &mut Criterion) {
         groups_claim: "cognito:groups".into(),
         leeway_seconds: 60,
     };
-    let pool = CognitoPool { region: "us-east-1".into(), user_pool_id: "us-east-1_Test".into() };
+    let pool = CognitoPool {
+        region: "us-east-1".into(),
+        user_pool_id: "us-east-1_Test".into(),
+    };
     let cache = TokenCache::new(10_000);
     let context = Context {
         policy: &policy,
@@ -46,7 +49,10 @@ fn bench_decision(c: &mut Criterion) {
         method: "POST",
         target: TargetSource::Path("/fininfo/mcp"),
         body: Body::Complete(body),
-        credentials: Credentials::Bearer { token: &token, header: IngressHeader::XAuthorization },
+        credentials: Credentials::Bearer {
+            token: &token,
+            header: IngressHeader::XAuthorization,
+        },
         cognito: CognitoHeaders::default(),
         mcp: McpHeaders::default(),
         carried_pool_headers: (false, false),

@@ -106,7 +106,9 @@ const OPERATOR: &[&str] = &["mcp-registry-operator"];
 #[test]
 fn the_three_roles_of_the_example_policy() {
     let world = World::new();
-    let rows: &[(&str, &[&str], &str, Vec<u8>, u16)] = &[
+    // (behaviour, groups, path, body, status)
+    type Row<'a> = (&'a str, &'a [&'a str], &'a str, Vec<u8>, u16);
+    let rows: &[Row] = &[
         (
             "admin lists fininfo",
             ADMIN,

@@ -1,0 +1,7 @@
+//! Test support for auth-server's end-to-end tests: two real MCP servers (rmcp, streamable
+//! HTTP) that record what reaches them, and an MCP client whose errors keep the HTTP status
+//! the gateway answered.
+
+pub mod mcp_client;
+pub mod mcp_servers;
+pub mod stack;

@@ -1,0 +1,521 @@
+//! The real parts of the gateway, started on free loopback ports for one test: the identity
+//! provider (node `oidc-provider`), the `auth-server` binary, nginx with the config from
+//! deploy/nginx, and the in-process rmcp MCP servers. Every process is stopped when its handle
+//! is dropped. A missing tool fails the test with a message saying how to install it: an
+//! end-to-end test never turns green by skipping.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Fails with a clear message when a tool the end-to-end tests need is missing.
+pub fn require(what: &str, present: bool, install: &str) {
+    assert!(
+        present,
+        "end-to-end test needs {what}, which is missing on this machine: {install} \
+         (scripts/setup.sh installs everything)"
+    );
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// Waits until something accepts connections on `addr`.
+pub async fn wait_for_port(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped; its output goes to a log file.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Everything the process wrote so far.
+    pub fn output(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Stops the process now (graceful first).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The identity provider: node `oidc-provider` from integration-tests/idp.
+#[derive(Debug)]
+pub struct Idp {
+    /// Loopback port.
+    pub port: u16,
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    /// Loopback JWKS URL.
+    pub jwks_uri: String,
+    /// Loopback token endpoint.
+    pub token_endpoint: String,
+    /// The running node process.
+    pub process: Process,
+    client: reqwest::Client,
+}
+
+/// How to start an [`Idp`].
+#[derive(Debug, Clone, Default)]
+pub struct IdpOptions {
+    /// `cognito` or `oidc` (default).
+    pub cognito: bool,
+    /// The issuer string; default `http://127.0.0.1:<port>`.
+    pub issuer: Option<String>,
+    /// A shared private key file (two IdPs with the same keys).
+    pub keys_file: Option<PathBuf>,
+}
+
+impl Idp {
+    /// Starts the IdP and waits for its ready line.
+    pub async fn start(options: IdpOptions, workdir: &Path) -> Idp {
+        let idp_dir = repo_root().join("integration-tests/idp");
+        require(
+            "node",
+            Command::new("node").arg("--version").output().is_ok(),
+            "apt-get install nodejs (20+)",
+        );
+        require(
+            "the npm package oidc-provider",
+            idp_dir.join("node_modules/oidc-provider").is_dir(),
+            "run `npm ci` in integration-tests/idp",
+        );
+        let mut command = Command::new("node");
+        command
+            .arg(idp_dir.join("idp.mjs"))
+            .args(["--port", "0", "--profile"]);
+        command.arg(if options.cognito { "cognito" } else { "oidc" });
+        if let Some(issuer) = &options.issuer {
+            command.args(["--issuer", issuer]);
+        }
+        let keys_file = options
+            .keys_file
+            .clone()
+            .unwrap_or_else(|| workdir.join("idp-keys.json"));
+        command.arg("--keys").arg(&keys_file);
+        // The ready line arrives on stdout; the rest of the output goes to the log.
+        let log = workdir.join(format!("idp-{}.log", free_port()));
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("node starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let ready = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            }),
+        )
+        .await
+        .expect("IdP ready within 30 s")
+        .expect("reader thread")
+        .expect("IdP stdout");
+        let ready: Value = serde_json::from_str(&ready).unwrap_or_else(|_| {
+            panic!(
+                "IdP ready line is not JSON: {ready:?}; log: {}",
+                log.display()
+            )
+        });
+        let text = |key: &str| ready[key].as_str().unwrap_or_default().to_owned();
+        Idp {
+            port: ready["port"].as_u64().unwrap_or_default() as u16,
+            issuer: text("issuer"),
+            jwks_uri: text("jwks_uri"),
+            token_endpoint: text("token_endpoint"),
+            process: Process {
+                name: "idp".into(),
+                child: Some(child),
+                log,
+            },
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A client-credentials access token for one of the IdP's clients (secret `<id>-secret`).
+    pub async fn token(&self, client_id: &str) -> String {
+        self.token_with(client_id, None).await
+    }
+
+    /// A token with a requested `scope`.
+    pub async fn token_with(&self, client_id: &str, scope: Option<&str>) -> String {
+        let mut form = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_secret={client_id}-secret"
+        );
+        if let Some(scope) = scope {
+            form.push_str(&format!(
+                "&scope={}",
+                scope.replace('/', "%2F").replace(' ', "+")
+            ));
+        }
+        let response = self
+            .client
+            .post(&self.token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("token endpoint answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("token response is JSON");
+        assert!(
+            status.is_success(),
+            "token request for {client_id} failed: {status} {body}"
+        );
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Rotates the signing key; returns the new `kid`.
+    pub async fn rotate(&self, drop_old: bool) -> String {
+        let url = format!(
+            "http://127.0.0.1:{}/__admin/rotate{}",
+            self.port,
+            if drop_old { "?drop_old=1" } else { "" }
+        );
+        let body: Value = self
+            .client
+            .post(url)
+            .send()
+            .await
+            .expect("rotate")
+            .json()
+            .await
+            .expect("JSON");
+        body["kid"].as_str().expect("new kid").to_owned()
+    }
+}
+
+/// The `auth-server` binary of this workspace.
+pub fn auth_server_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // Built here rather than assumed: `cargo test -p integration-tests` alone must work.
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "auth-server",
+                    "--bin",
+                    "auth-server",
+                ])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building auth-server failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"));
+            target.join("debug/auth-server")
+        })
+        .clone()
+}
+
+/// A running auth-server.
+#[derive(Debug)]
+pub struct AuthServer {
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    /// The process.
+    pub process: Process,
+}
+
+impl AuthServer {
+    /// Starts auth-server with `env` (plus `AUTH_LISTEN`) and waits until it listens.
+    pub async fn start(env: &[(&str, String)], workdir: &Path) -> AuthServer {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let mut command = Command::new(auth_server_binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        command
+            .env("AUTH_LISTEN", addr.to_string())
+            .env("RUST_LOG", "info");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let log = workdir.join(format!("auth-server-{}.log", addr.port()));
+        let process = Process::spawn("auth-server", &mut command, log);
+        wait_for_port(addr, "auth-server").await;
+        AuthServer { addr, process }
+    }
+
+    /// Waits until `/readyz` says ready (a key set was fetched).
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = client
+                .get(format!("http://{}/readyz", self.addr))
+                .send()
+                .await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "auth-server not ready in 20 s:\n{}",
+                self.process.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// nginx with the config from deploy/nginx.
+#[derive(Debug)]
+pub struct Nginx {
+    /// The gateway's address.
+    pub addr: SocketAddr,
+    /// The process.
+    pub process: Process,
+}
+
+impl Nginx {
+    /// Renders deploy/nginx into `workdir/nginx` and starts nginx in front of `auth` and `servers`.
+    pub async fn start(auth: SocketAddr, servers: &[(&str, SocketAddr)], workdir: &Path) -> Nginx {
+        require(
+            "nginx",
+            Path::new("/usr/sbin/nginx").exists(),
+            "apt-get install nginx-light libnginx-mod-http-lua",
+        );
+        require(
+            "nginx's Lua module",
+            Path::new("/usr/lib/nginx/modules/ngx_http_lua_module.so").exists(),
+            "apt-get install libnginx-mod-http-lua",
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let prefix = workdir.join(format!("nginx-{}", addr.port()));
+        let servers_list: Vec<String> = servers
+            .iter()
+            .map(|(name, upstream)| format!("{name}={upstream}"))
+            .collect();
+        let render = Command::new(repo_root().join("deploy/nginx/render.sh"))
+            .arg(&prefix)
+            .env("GATEWAY_LISTEN", addr.to_string())
+            .env("AUTH_SERVER", auth.to_string())
+            .env("MCP_SERVERS", servers_list.join(","))
+            .output()
+            .expect("render.sh runs");
+        assert!(
+            render.status.success(),
+            "render.sh failed: {}",
+            String::from_utf8_lossy(&render.stderr)
+        );
+        let config = prefix.join("nginx.conf");
+        let mut command = Command::new("/usr/sbin/nginx");
+        command.arg("-p").arg(&prefix).arg("-c").arg(&config).args([
+            "-e",
+            "stderr",
+            "-g",
+            "daemon off;",
+        ]);
+        let process = Process::spawn("nginx", &mut command, prefix.join("nginx-stderr.log"));
+        wait_for_port(addr, "nginx").await;
+        Nginx { addr, process }
+    }
+
+    /// The gateway URL of an MCP server's endpoint.
+    pub fn url(&self, server: &str) -> String {
+        format!("http://{}/{server}/mcp", self.addr)
+    }
+}
+
+/// Which token shape the stack's IdP issues and auth-server expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Generic OIDC: issuer on loopback, discovery, `groups`, audience `mcp-gateway`.
+    Oidc,
+    /// Amazon Cognito shape: Cognito issuer URL, `client_id`, `token_use`, `cognito:groups`,
+    /// key set from `AUTH_JWKS_URL` on loopback.
+    Cognito,
+}
+
+/// The Cognito pool the Cognito-shaped stack pretends to be.
+pub const COGNITO_REGION: &str = "us-east-1";
+/// See [`COGNITO_REGION`].
+pub const COGNITO_POOL: &str = "us-east-1_TestPool";
+
+/// IdP, auth-server, nginx and both MCP servers, wired together on loopback.
+#[derive(Debug)]
+pub struct GatewayStack {
+    /// The identity provider.
+    pub idp: Idp,
+    /// auth-server.
+    pub auth: AuthServer,
+    /// nginx in front.
+    pub nginx: Nginx,
+    /// The `currenttime` MCP server.
+    pub currenttime: crate::mcp_servers::RunningServer,
+    /// The `fininfo` MCP server.
+    pub fininfo: crate::mcp_servers::RunningServer,
+    /// Logs, keys and the nginx prefix; removed on drop.
+    pub workdir: tempfile::TempDir,
+}
+
+impl GatewayStack {
+    /// Starts everything for `profile`, with extra auth-server variables.
+    pub async fn start(profile: Profile, extra_env: &[(&str, &str)]) -> GatewayStack {
+        use crate::mcp_servers::{ServerKind, spawn_server};
+        let workdir = tempfile::tempdir().expect("temp dir");
+        let cognito_issuer =
+            format!("https://cognito-idp.{COGNITO_REGION}.amazonaws.com/{COGNITO_POOL}");
+        let idp = Idp::start(
+            IdpOptions {
+                cognito: profile == Profile::Cognito,
+                issuer: (profile == Profile::Cognito).then(|| cognito_issuer.clone()),
+                keys_file: None,
+            },
+            workdir.path(),
+        )
+        .await;
+        let scopes = repo_root().join("scopes.yml").display().to_string();
+        let mut env: Vec<(&str, String)> = vec![
+            ("AUTH_SCOPES_FILE", scopes),
+            ("AUTH_LOG_FORMAT", "json".into()),
+            // Tokens come from the same clock: no skew to allow, so expiry tests are quick.
+            ("AUTH_LEEWAY_SECONDS", "0".into()),
+        ];
+        match profile {
+            Profile::Oidc => env.extend([
+                ("AUTH_PROVIDER", "oidc".into()),
+                ("AUTH_ISSUER", idp.issuer.clone()),
+                ("AUTH_AUDIENCES", "mcp-gateway".into()),
+            ]),
+            Profile::Cognito => env.extend([
+                ("AUTH_PROVIDER", "cognito".into()),
+                ("AUTH_COGNITO_REGION", COGNITO_REGION.into()),
+                ("AUTH_COGNITO_USER_POOL_ID", COGNITO_POOL.into()),
+                ("AUTH_JWKS_URL", idp.jwks_uri.clone()),
+            ]),
+        }
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
+        let auth = AuthServer::start(&env, workdir.path()).await;
+        auth.wait_ready().await;
+        let listen = || {
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+        };
+        let currenttime = spawn_server(ServerKind::CurrentTime, listen().expect("listener")).await;
+        let fininfo = spawn_server(ServerKind::FinInfo, listen().expect("listener")).await;
+        let nginx = Nginx::start(
+            auth.addr,
+            &[
+                ("currenttime", currenttime.addr()),
+                ("fininfo", fininfo.addr()),
+            ],
+            workdir.path(),
+        )
+        .await;
+        GatewayStack {
+            idp,
+            auth,
+            nginx,
+            currenttime,
+            fininfo,
+            workdir,
+        }
+    }
+
+    /// The gateway URL of `server`'s MCP endpoint.
+    pub fn url(&self, server: &str) -> String {
+        self.nginx.url(server)
+    }
+}
