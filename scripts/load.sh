@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Load runs on loopback, bounded in time (DURATION seconds per run, default 10): auth-server's
+# /validate direct (one cached token, and 10,000 distinct tokens), nginx `return 200` (the
+# ceiling of one HTTP hop here), nginx proxying without auth (the baseline), and the deploy/nginx
+# gateway with auth-server — all measured in the same run. Prints a Markdown table and RSS.
+#
+#   scripts/load.sh                 # DURATION=10 CONNECTIONS=64 DISTINCT_TOKENS=10000
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+DISTINCT_TOKENS=${DISTINCT_TOKENS:-10000}
+THREADS=${THREADS:-2}
+
+# Set-up once (apt: nginx, Lua module, wrk; npm: the IdP) unless already done.
+{ command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ]; } >/dev/null || ./scripts/setup.sh >/dev/null
+cargo build --release --quiet -p auth-server
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+idp_port=$(free_port)
+node integration-tests/idp/idp.mjs --port "$idp_port" --keys "$work/keys.json" >"$work/idp.out" 2>"$work/idp.log" &
+pids+=($!)
+wait_port "$idp_port"
+issuer="http://127.0.0.1:$idp_port"
+
+echo "[load] issuing 1 + $DISTINCT_TOKENS tokens from the IdP" >&2
+python3 - "$issuer" "$DISTINCT_TOKENS" "$work" <<'PY'
+import json, sys, urllib.request, concurrent.futures
+issuer, count, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def token(_):
+    data = b"grant_type=client_credentials&client_id=operator-agent&client_secret=operator-agent-secret"
+    with urllib.request.urlopen(issuer + "/token", data) as response:
+        return json.load(response)["access_token"]
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    tokens = list(pool.map(token, range(count + 1)))
+open(f"{work}/one-token.txt", "w").write(tokens[0] + "\n")
+open(f"{work}/many-tokens.txt", "w").write("\n".join(tokens[1:]) + "\n")
+PY
+
+auth_port=$(free_port)
+AUTH_LISTEN="127.0.0.1:$auth_port" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway \
+AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn target/release/auth-server >"$work/auth.log" 2>&1 &
+auth_pid=$!
+pids+=($auth_pid)
+wait_port "$auth_port"
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$auth_port/readyz" >/dev/null && break; sleep 0.1; done
+sleep 1
+rss_idle=$(rss_kib "$auth_pid")
+
+# The upstream and the ceiling: nginx answering 200 itself.
+upstream_port=$(free_port)
+mkdir -p "$work/upstream"
+cat >"$work/upstream/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/upstream/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/upstream; proxy_temp_path $work/upstream;
+  fastcgi_temp_path $work/upstream; uwsgi_temp_path $work/upstream; scgi_temp_path $work/upstream;
+  client_body_buffer_size 64k;
+  server {
+    listen 127.0.0.1:$upstream_port;
+    location / { default_type application/json; return 200 '{"jsonrpc":"2.0","id":7,"result":{}}'; }
+  }
+}
+CONF
+/usr/sbin/nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/upstream.log" &
+pids+=($!)
+wait_port "$upstream_port"
+
+# Baseline: the same route proxied without auth.
+proxy_port=$(free_port)
+mkdir -p "$work/proxy"
+cat >"$work/proxy/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/proxy/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/proxy; proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/proxy; uwsgi_temp_path $work/proxy; scgi_temp_path $work/proxy;
+  upstream up { server 127.0.0.1:$upstream_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$proxy_port;
+    location /fininfo/ { proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+CONF
+/usr/sbin/nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/proxy.log" &
+pids+=($!)
+wait_port "$proxy_port"
+
+# The gateway as deployed, in front of auth-server.
+gateway_port=$(free_port)
+GATEWAY_LISTEN="127.0.0.1:$gateway_port" AUTH_SERVER="127.0.0.1:$auth_port" \
+MCP_SERVERS="fininfo=127.0.0.1:$upstream_port" deploy/nginx/render.sh "$work/gateway" >/dev/null
+/usr/sbin/nginx -p "$work/gateway" -c "$work/gateway/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/gateway.log" &
+pids+=($!)
+wait_port "$gateway_port"
+
+run() { # name url script [env...]
+  local name=$1 url=$2 script=$3; shift 3
+  local line
+  line=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "scripts/load/$script" "$url" | grep '^RESULT')
+  echo "$name $line"
+}
+
+echo "[load] $DURATION s per run, $CONNECTIONS connections, $THREADS wrk threads" >&2
+results=()
+results+=("$(run ceiling "http://127.0.0.1:$upstream_port/" plain.lua)")
+results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/one-token.txt")")
+rss_loaded=$(rss_kib "$auth_pid")
+results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
+rss_distinct=$(rss_kib "$auth_pid")
+results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" plain.lua)")
+results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+
+field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+rps_of() { for r in "${results[@]}"; do [[ $r == "$1 "* ]] && field "$r" rps; done; }
+echo
+echo "| run | requests/s | p50 | p99 | p99.9 | errors |"
+echo "|---|---|---|---|---|---|"
+for r in "${results[@]}"; do
+  printf '| %s | %s | %s µs | %s µs | %s µs | %s |\n' "${r%% *}" "$(field "$r" rps)" "$(field "$r" p50_us)" \
+    "$(field "$r" p99_us)" "$(field "$r" p999_us)" "$(field "$r" errors)"
+done
+echo
+python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" "$(rps_of nginx-no-auth)" "$(rps_of nginx-with-auth)" <<'PY'
+import sys
+ceiling, cached, distinct, no_auth, with_auth = map(float, sys.argv[1:])
+print(f"- /validate (cached token) / nginx return 200: {cached / ceiling:.0%}")
+print(f"- /validate distinct tokens / cached token: {distinct / cached:.0%}")
+print(f"- gateway with auth / gateway without auth: {with_auth / no_auth:.0%}")
+PY
+echo "- auth-server RSS: idle $((rss_idle / 1024)) MiB, after the cached run $((rss_loaded / 1024)) MiB, after $DISTINCT_TOKENS distinct tokens $((rss_distinct / 1024)) MiB"
