@@ -2,7 +2,10 @@
 // A real OAuth 2.0 authorization server (panva's certified `oidc-provider`) on
 // loopback, for auth-server's end-to-end tests. It issues client-credentials
 // access tokens as RS256 JWTs (with `kid`), shaped like a generic OIDC
-// provider's (RFC 9068) or like Amazon Cognito's. See README.md.
+// provider's (RFC 9068) or like Amazon Cognito's. For credentials-provider's
+// tests it also runs the authorization-code flow (PKCE S256 required, refresh
+// tokens) with oidc-provider's development login and consent pages. See
+// README.md.
 //
 // stdout carries exactly one line, the JSON "ready" line; everything else goes
 // to stderr.
@@ -79,6 +82,8 @@ const MCP_SCOPES = [
 
 // groups: undefined = the token carries no groups claim at all.
 // ttl: access token lifetime in seconds, default --ttl.
+// code: an authorization-code client (PKCE S256 required, refresh tokens),
+//   `public`: no secret (token_endpoint_auth_method none).
 const CLIENTS = [
   { id: 'admin-agent', groups: ['mcp-registry-admin'] },
   { id: 'readonly-agent', groups: ['mcp-registry-user'] },
@@ -88,11 +93,34 @@ const CLIENTS = [
   { id: 'shortlived-agent', groups: ['mcp-registry-admin'], ttl: 2 },
   // Cognito profile only: an "access" token whose token_use says "id".
   { id: 'idtoken-agent', groups: ['mcp-registry-admin'], tokenUse: 'id', profiles: ['cognito'] },
+  // Authorization code + PKCE, for credentials-provider's egress (3-legged) flow.
+  { id: 'pkce-agent', code: true, scopes: MCP_SCOPES },
+  { id: 'pkce-public-agent', code: true, public: true, scopes: MCP_SCOPES },
 ].filter((c) => !c.profiles || c.profiles.includes(profile));
 
 const clientsById = new Map(CLIENTS.map((c) => [c.id, c]));
 
-const clientMetadata = CLIENTS.map((c) => ({
+// Redirect URIs of the authorization-code clients. They are "native"
+// clients (RFC 8252): any port is accepted on these loopback URIs (§7.3), so
+// a test's callback server may listen on a free port.
+const LOOPBACK_REDIRECT_URIS = ['http://127.0.0.1/callback', 'http://localhost/callback'];
+
+function codeClientMetadata(c) {
+  return {
+    client_id: c.id,
+    ...(c.public ? { token_endpoint_auth_method: 'none' } : {
+      client_secret: `${c.id}-secret`,
+      token_endpoint_auth_method: 'client_secret_basic',
+    }),
+    application_type: 'native',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: LOOPBACK_REDIRECT_URIS,
+    scope: ['openid', 'offline_access', ...(c.scopes ?? [])].join(' '),
+  };
+}
+
+const clientMetadata = CLIENTS.map((c) => (c.code ? codeClientMetadata(c) : {
   client_id: c.id,
   client_secret: `${c.id}-secret`,
   grant_types: ['client_credentials'],
@@ -193,9 +221,15 @@ function buildProvider(issuer, keys) {
   const provider = new Provider(issuer, {
     clients: clientMetadata,
     jwks: { keys },
-    scopes: ['openid', ...MCP_SCOPES],
+    // offline_access: the code clients may ask for it (refresh tokens are
+    // issued to them anyway, see issueRefreshToken).
+    scopes: ['openid', 'offline_access', ...MCP_SCOPES],
     features: {
-      devInteractions: { enabled: false },
+      // oidc-provider's development login and consent pages, for the
+      // authorization-code clients: any login name is accepted (no password
+      // check), and it becomes the token's `sub`. A test drives them with
+      // plain HTTP requests and a cookie jar, see README.md.
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -214,6 +248,12 @@ function buildProvider(issuer, keys) {
       },
     },
     extraTokenClaims,
+    // PKCE is required on every authorization request; oidc-provider only
+    // implements S256, so `plain` is refused.
+    pkce: { required: () => true },
+    // A refresh token for every code client, without the OIDC ceremony of
+    // `offline_access` + `prompt=consent` that oidc-provider asks by default.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     formats: { customizers: { jwt: customizeJwt } },
     ttl: {
       ClientCredentials: (_ctx, token) => clientsById.get(token.clientId)?.ttl ?? ttl,
@@ -224,7 +264,8 @@ function buildProvider(issuer, keys) {
       jwks: profile === 'cognito' ? '/.well-known/jwks.json' : '/jwks',
     },
     clientBasedCORS: () => false,
-    // Cookies are only used by interactive flows, which this IdP has none of.
+    // Cookies carry the login session and interaction state of the
+    // authorization-code flow (signed with this per-process key).
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   });
   provider.on('server_error', (_ctx, err) => console.error('idp: server error:', err));

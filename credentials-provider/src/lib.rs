@@ -1,0 +1,30 @@
+//! credentials-provider: the tokens an agent needs to reach MCP servers through the gateway,
+//! and the MCP client configurations that carry them.
+//!
+//! - [`ingress`]: the gateway's own token, an OAuth2 client-credentials grant (2-legged) against
+//!   Amazon Cognito, Keycloak, Entra ID or any OIDC provider.
+//! - [`egress`]: tokens of external providers (Atlassian, Google, GitHub, Microsoft, Slack, …)
+//!   for servers that act on a user's behalf: authorization code with PKCE (3-legged), a
+//!   one-shot loopback [`egress::callback`] server, and refresh tokens.
+//! - [`store`]: the token directory (`.oauth-tokens/`, 0700), every file 0600 and written
+//!   atomically.
+//! - [`configs`]: VS Code and Roocode MCP configurations built from the stored tokens, and
+//!   merged into the user's own files without touching their other servers.
+//! - [`mcp`]: a small MCP client (ping, list, call) that checks a connection through the gateway.
+//!
+//! [`settings`] reads the `.env`-style file and the environment; [`run`] ties it together for
+//! the binary.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod configs;
+pub mod egress;
+pub mod ingress;
+pub mod mcp;
+pub mod oauth;
+pub mod run;
+pub mod secret;
+pub mod settings;
+pub mod store;
+pub mod time;
