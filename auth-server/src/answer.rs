@@ -254,8 +254,14 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
-/// Writes the decision's log line: who, server, method, tool, result, reason and latency.
+/// Writes the decision's log line (who, server, method, tool, result, reason and latency) and
+/// counts it in the metrics.
 pub fn log(decision: &Decision, micros: u128) {
+    let (result, reason) = match decision {
+        Decision::Allow(_) => ("allow", "allowed"),
+        Decision::Deny { reason, .. } => ("deny", reason_code(reason)),
+    };
+    crate::metrics::observe_decision(result, reason, micros as f64 / 1e6);
     match decision {
         Decision::Allow(allowed) => {
             let methods: Vec<&str> = allowed

@@ -26,6 +26,16 @@ pub struct Authorizer {
     settings: AnswerSettings,
     max_body_bytes: usize,
     resource_url: Option<String>,
+    reloads: ReloadStats,
+}
+
+/// Policy reload outcomes since start, for metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads that replaced the policy.
+    pub succeeded: std::sync::atomic::AtomicU64,
+    /// Reloads refused (the previous policy stayed).
+    pub failed: std::sync::atomic::AtomicU64,
 }
 
 impl Authorizer {
@@ -45,6 +55,7 @@ impl Authorizer {
             },
             max_body_bytes: config.max_body_bytes,
             resource_url: config.resource_url.clone(),
+            reloads: ReloadStats::default(),
         }
     }
 
@@ -80,7 +91,11 @@ impl Authorizer {
 
     /// Reloads the policy file; on error the policy in force stays and the error is returned.
     pub fn reload_policy(&self) -> Result<(), PolicyError> {
-        let policy = CompiledPolicy::load(&self.policy_file)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let policy = CompiledPolicy::load(&self.policy_file).inspect_err(|_| {
+            self.reloads.failed.fetch_add(1, Relaxed);
+        })?;
+        self.reloads.succeeded.fetch_add(1, Relaxed);
         tracing::info!(
             file = %self.policy_file.display(),
             scopes = policy.scope_count(),
@@ -94,6 +109,16 @@ impl Authorizer {
     /// Whether checks can be answered: a key set is available (the policy always is).
     pub fn ready(&self) -> bool {
         self.keys.keys().is_some()
+    }
+
+    /// Policy reload outcomes.
+    pub fn reload_stats(&self) -> &ReloadStats {
+        &self.reloads
+    }
+
+    /// The verified-token cache.
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.cache
     }
 
     /// The key store.

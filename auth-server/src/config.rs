@@ -48,6 +48,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `AUTH_GRPC_LISTEN`.
     pub grpc_listen: Option<SocketAddr>,
+    /// `AUTH_METRICS_LISTEN`: Prometheus `/metrics`; unset = off.
+    pub metrics_listen: Option<SocketAddr>,
     /// `AUTH_SCOPES_FILE`.
     pub scopes_file: PathBuf,
     /// Token rules derived from provider, issuer, client ids, audiences, groups claim, leeway.
@@ -75,6 +77,7 @@ pub struct Config {
 struct RawConfig {
     listen: Option<String>,
     grpc_listen: Option<String>,
+    metrics_listen: Option<String>,
     scopes_file: Option<String>,
     provider: Option<String>,
     cognito_region: Option<String>,
@@ -235,6 +238,7 @@ impl RawConfig {
             listen: address(self.listen, "AUTH_LISTEN")?
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8888))),
             grpc_listen: address(self.grpc_listen, "AUTH_GRPC_LISTEN")?,
+            metrics_listen: address(self.metrics_listen, "AUTH_METRICS_LISTEN")?,
             scopes_file: PathBuf::from(self.scopes_file.unwrap_or_else(|| "scopes.yml".to_owned())),
             rules,
             cognito_pool,

@@ -39,6 +39,28 @@ pub fn server(
     .run())
 }
 
+/// The metrics server: `/metrics` only, on its own listener.
+pub fn metrics_server(
+    registry: prometheus_client::registry::Registry,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let registry = web::Data::new(registry);
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(registry.clone())
+            .route("/metrics", web::get().to(metrics_page))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
+async fn metrics_page(registry: web::Data<prometheus_client::registry::Registry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::render(&registry))
+}
+
 /// Registers the routes.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -63,7 +85,10 @@ async fn validate(
 ) -> HttpResponse {
     let body = read_body(&request, payload, authorizer.max_body_bytes()).await;
     let body = match &body {
-        Ok(bytes) => Body::Complete(bytes),
+        Ok(bytes) => {
+            crate::metrics::observe_body(bytes.len());
+            Body::Complete(bytes)
+        }
         Err(BodyError::TooLarge) => Body::TooLarge,
         Err(BodyError::Broken) => return HttpResponse::BadRequest().finish(),
     };

@@ -65,6 +65,8 @@ impl NameSet {
 struct Grant {
     methods: NameSet,
     tools: NameSet,
+    /// Where it comes from, for `explain`: `scope[index]`.
+    origin: String,
 }
 
 impl Grant {
@@ -167,6 +169,103 @@ impl CompiledPolicy {
         names
     }
 
+    /// Which entry allows `access` on `server` for `scopes`, or why none does: one line per
+    /// scope considered. For `auth-server explain`; never on the request path.
+    pub fn explain(&self, scopes: &[&str], server: &str, access: Access<'_>) -> Explanation {
+        let mut notes = Vec::new();
+        for name in scopes {
+            let Some(scope) = self.scopes.get(*name) else {
+                notes.push(format!("scope `{name}` is not defined in the policy"));
+                continue;
+            };
+            let exact = scope
+                .by_server
+                .get(server)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let grants: Vec<&Grant> = exact.iter().chain(scope.any_server.iter()).collect();
+            if grants.is_empty() {
+                notes.push(format!("scope `{name}` has no entry for server `{server}`"));
+            }
+            for grant in grants {
+                if grant.allows(access) {
+                    return Explanation {
+                        allowed_by: Some(grant.origin.clone()),
+                        notes,
+                    };
+                }
+                notes.push(match access {
+                    Access::Method {
+                        method,
+                        tool: Some(tool),
+                    } if grant.methods.contains(method) => {
+                        format!(
+                            "entry {} allows `{method}` but does not list tool `{tool}`",
+                            grant.origin
+                        )
+                    }
+                    Access::Method { method, .. } => {
+                        format!("entry {} does not allow method `{method}`", grant.origin)
+                    }
+                    Access::AnyEntry => format!("entry {} does not apply", grant.origin),
+                });
+            }
+        }
+        if scopes.is_empty() {
+            notes.push("the caller has no scope".to_owned());
+        }
+        Explanation {
+            allowed_by: None,
+            notes,
+        }
+    }
+
+    /// Counts and cross-references for `auth-server check`.
+    pub fn summary(&self) -> PolicySummary {
+        let mapped: HashSet<&str> = self
+            .group_mappings
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let mut servers: Vec<String> = Vec::new();
+        let mut tools: HashSet<String> = HashSet::new();
+        let mut unreachable = Vec::new();
+        for (name, scope) in &self.scopes {
+            let grants = scope
+                .by_server
+                .values()
+                .flatten()
+                .chain(scope.any_server.iter());
+            let mut has_grant = false;
+            for grant in grants {
+                has_grant = true;
+                if let NameSet::Only(names) = &grant.tools {
+                    tools.extend(names.iter().cloned());
+                }
+            }
+            servers.extend(scope.by_server.keys().cloned());
+            if !scope.any_server.is_empty() {
+                servers.push("*".to_owned());
+            }
+            if has_grant && !mapped.contains(name.as_str()) {
+                unreachable.push(name.clone());
+            }
+        }
+        servers.sort_unstable();
+        servers.dedup();
+        unreachable.sort_unstable();
+        let mut tools: Vec<String> = tools.into_iter().collect();
+        tools.sort_unstable();
+        PolicySummary {
+            groups: self.group_mappings.len(),
+            scopes: self.scopes.len(),
+            servers,
+            tools,
+            scopes_no_group_maps_to: unreachable,
+        }
+    }
+
     /// Number of scope names defined (including `UI-Scopes` names).
     pub fn scope_count(&self) -> usize {
         self.scopes.len()
@@ -176,6 +275,31 @@ impl CompiledPolicy {
     pub fn group_count(&self) -> usize {
         self.group_mappings.len()
     }
+}
+
+/// The outcome of [`CompiledPolicy::explain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The entry that allows the request (`scope[index]`), if one does.
+    pub allowed_by: Option<String>,
+    /// Why the entries considered before (or instead) did not allow it.
+    pub notes: Vec<String>,
+}
+
+/// What `auth-server check` prints about a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// Groups mapped.
+    pub groups: usize,
+    /// Scope names defined, `UI-Scopes` included.
+    pub scopes: usize,
+    /// Servers named by some entry (`*` for a wildcard entry).
+    pub servers: Vec<String>,
+    /// Tools named by some entry.
+    pub tools: Vec<String>,
+    /// Scopes with entries that no group maps to: reachable only through a token's `scope`
+    /// claim (when the token has no groups).
+    pub scopes_no_group_maps_to: Vec<String>,
 }
 
 /// The scope names a file defines: top-level keys and `UI-Scopes` keys.
@@ -242,9 +366,10 @@ impl<'de> Visitor<'de> for PolicySeed<'_> {
                 map.next_value::<IgnoredAny>()?;
             } else {
                 let entries: Vec<EntryFile> = map.next_value()?;
-                let scope = policy.scopes.entry(key).or_default();
-                for entry in entries {
+                let scope = policy.scopes.entry(key.clone()).or_default();
+                for (index, entry) in entries.into_iter().enumerate() {
                     let grant = Grant {
+                        origin: format!("{key}[{index}]"),
                         methods: entry.methods.0,
                         tools: entry
                             .tools
@@ -604,6 +729,46 @@ s:
         assert!(err.contains("tool"), "{err}");
         let err = CompiledPolicy::from_yaml("s: [\n").expect_err("syntax error refused");
         assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn explain_names_the_entry_or_why_none_allows() {
+        let policy = policy();
+        let call = tools_call("print_stock_data");
+        let allowed = policy.explain(&["restricted/read", "restricted/execute"], "fininfo", call);
+        assert_eq!(allowed.allowed_by.as_deref(), Some("restricted/execute[0]"));
+        assert_eq!(
+            allowed.notes,
+            ["entry restricted/read[0] does not allow method `tools/call`"]
+        );
+        let denied = policy.explain(
+            &["restricted/execute"],
+            "fininfo",
+            tools_call("delete_all_portfolios"),
+        );
+        assert_eq!(denied.allowed_by, None);
+        assert_eq!(
+            denied.notes,
+            [
+                "entry restricted/execute[0] allows `tools/call` but does not list tool `delete_all_portfolios`"
+            ]
+        );
+        let nothing = policy.explain(&["restricted/read"], "atlassian", Access::AnyEntry);
+        assert_eq!(
+            nothing.notes,
+            ["scope `restricted/read` has no entry for server `atlassian`"]
+        );
+    }
+
+    #[test]
+    fn summary_counts_and_finds_scopes_no_group_reaches() {
+        let yaml = "group_mappings:\n  g: [a]\na:\n  - server: s1\n    methods: [tools/call]\n    tools: [t1]\nb:\n  - server: '*'\n    methods: all\n";
+        let summary = CompiledPolicy::from_yaml(yaml).expect("compiles").summary();
+        assert_eq!(summary.groups, 1);
+        assert_eq!(summary.scopes, 2);
+        assert_eq!(summary.servers, ["*", "s1"]);
+        assert_eq!(summary.tools, ["t1"]);
+        assert_eq!(summary.scopes_no_group_maps_to, ["b"]);
     }
 
     #[test]

@@ -138,7 +138,9 @@ pub fn verify(
 }
 
 /// Reads `alg` and `kid` from the header, refusing `none`, HMAC and unknown algorithms.
-fn read_header(token: &str) -> Result<(Algorithm, String), TokenError> {
+///
+/// Public for the fuzz target `token_header` (fuzz/): the first reader of untrusted token bytes.
+pub fn read_header(token: &str) -> Result<(Algorithm, String), TokenError> {
     let header_part = token.split('.').next().unwrap_or_default();
     let parts = token.split('.').count();
     if parts != 3 || header_part.is_empty() {
@@ -314,6 +316,8 @@ fn string_list(claims: &Map<String, Value>, name: &str) -> Result<Option<Vec<Str
 #[derive(Debug)]
 pub struct TokenCache {
     entries: quick_cache::sync::Cache<Box<str>, CachedToken>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +331,8 @@ impl TokenCache {
     pub fn new(capacity: usize) -> Self {
         TokenCache {
             entries: quick_cache::sync::Cache::new(capacity.max(1)),
+            hits: Default::default(),
+            misses: Default::default(),
         }
     }
 
@@ -338,13 +344,19 @@ impl TokenCache {
         now: u64,
         leeway: u64,
     ) -> Option<Arc<VerifiedToken>> {
-        let cached = self.entries.get(token)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(cached) = self.entries.get(token) else {
+            self.misses.fetch_add(1, Relaxed);
+            return None;
+        };
         if cached.key_generation != key_generation
             || cached.token.expires_at.saturating_add(leeway) < now
         {
             self.entries.remove(token);
+            self.misses.fetch_add(1, Relaxed);
             return None;
         }
+        self.hits.fetch_add(1, Relaxed);
         Some(cached.token)
     }
 
@@ -357,6 +369,12 @@ impl TokenCache {
                 key_generation,
             },
         );
+    }
+
+    /// Lookups answered from the cache, and lookups that were not, since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
     }
 
     /// Number of cached tokens.

@@ -72,6 +72,7 @@ struct Gateway {
     base: String,
     client: reqwest::Client,
     keys: Arc<KeyStore>,
+    authorizer: Arc<Authorizer>,
 }
 
 async fn start(key_server: &KeyServer, extra: &[(&str, &str)]) -> Gateway {
@@ -90,11 +91,12 @@ async fn start(key_server: &KeyServer, extra: &[(&str, &str)]) -> Gateway {
     let authorizer = Arc::new(Authorizer::new(&config, policy, keys.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    actix_web::rt::spawn(auth_server::http::server(authorizer, listener).unwrap());
+    actix_web::rt::spawn(auth_server::http::server(authorizer.clone(), listener).unwrap());
     Gateway {
         base,
         client: reqwest::Client::new(),
         keys,
+        authorizer,
     }
 }
 
@@ -378,4 +380,67 @@ async fn bad_jsonrpc_is_400_with_a_jsonrpc_error() {
     assert_eq!(response.status(), 400);
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["error"], "invalid_request");
+}
+
+#[actix_web::test]
+async fn metrics_count_decisions_cache_use_and_key_set_state_on_their_own_listener() {
+    let keys = KeyServer::start(&[rsa_key()]);
+    let gateway = start(&keys, &[]).await;
+    gateway.keys.refresh().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let registry = auth_server::metrics::registry(gateway.authorizer.clone());
+    actix_web::rt::spawn(auth_server::http::metrics_server(registry, listener).unwrap());
+
+    let token = live_token(rsa_key(), &["mcp-registry-operator"]);
+    for tool in [
+        "get_stock_aggregates",
+        "get_stock_aggregates",
+        "print_stock_data",
+    ] {
+        gateway
+            .validate(Some(&token), "/fininfo/mcp", tools_call(tool))
+            .send()
+            .await
+            .unwrap();
+    }
+    let page = gateway
+        .client
+        .get(&metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |line_start: &str| {
+        page.lines()
+            .find(|line| line.starts_with(line_start))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no `{line_start}` in:\n{page}"))
+    };
+    // Decision counters are process-wide: other tests in this binary add to them.
+    assert!(value(r#"auth_decisions_total{result="allow",reason="allowed"}"#) >= 2.0);
+    assert!(value(r#"auth_decisions_total{result="deny",reason="insufficient_scope"}"#) >= 1.0);
+    assert!(value("auth_decision_duration_seconds_count") >= 3.0);
+    assert_eq!(
+        value("auth_token_cache_misses_total"),
+        1.0,
+        "first sight only"
+    );
+    assert_eq!(value("auth_token_cache_hits_total"), 2.0);
+    assert_eq!(value("auth_token_cache_entries"), 1.0);
+    assert_eq!(value("auth_jwks_refresh_succeeded_total"), 1.0);
+    assert_eq!(value("auth_jwks_keys"), 1.0);
+    assert_eq!(value("auth_ready"), 1.0);
+    assert!(value("auth_jwks_age_seconds") < 60.0);
+    // The gateway's listener does not serve metrics.
+    let on_gateway = gateway
+        .client
+        .get(format!("{}/metrics", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_gateway.status(), 404);
 }

@@ -73,6 +73,18 @@ pub struct KeyStore {
     generation: AtomicU64,
     last_document: Mutex<Vec<u8>>,
     last_on_demand: Mutex<Option<Instant>>,
+    stats: RefreshStats,
+}
+
+/// Refresh outcomes since start, for metrics.
+#[derive(Debug, Default)]
+pub struct RefreshStats {
+    /// Fetches that produced a usable set (changed or not).
+    pub succeeded: AtomicU64,
+    /// Fetches that failed (network, status, unusable document).
+    pub failed: AtomicU64,
+    /// Seconds since the epoch of the last success; 0 = never.
+    pub last_success_unix: AtomicU64,
 }
 
 impl KeyStore {
@@ -91,6 +103,7 @@ impl KeyStore {
             generation: AtomicU64::new(0),
             last_document: Mutex::new(Vec::new()),
             last_on_demand: Mutex::new(None),
+            stats: RefreshStats::default(),
         }
     }
 
@@ -112,8 +125,31 @@ impl KeyStore {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Refresh outcomes since start.
+    pub fn stats(&self) -> &RefreshStats {
+        &self.stats
+    }
+
     /// Fetches the set now and installs it if it is usable; the old set stays otherwise.
     pub async fn refresh(&self) -> Result<(), FetchError> {
+        let outcome = self.fetch_and_install().await;
+        match &outcome {
+            Ok(()) => {
+                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_secs())
+                    .unwrap_or(0);
+                self.stats.last_success_unix.store(now, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        outcome
+    }
+
+    async fn fetch_and_install(&self) -> Result<(), FetchError> {
         let url = self.jwks_url().await?;
         let document = self.get(&url).await?;
         let mut last_document = self.last_document.lock().await;
@@ -141,10 +177,13 @@ impl KeyStore {
         if last.is_some_and(|at| at.elapsed() < ON_DEMAND_INTERVAL) {
             return false;
         }
-        *last = Some(Instant::now());
         if let Err(err) = self.refresh().await {
             tracing::warn!(error = %err, "key set refresh for an unknown kid failed");
         }
+        // The interval counts from the end of the refresh: requests that queued behind it share
+        // its outcome. Counted from its start, a provider that hangs for the whole fetch timeout
+        // would be asked again by each queued request in turn, one timeout after the other.
+        *last = Some(Instant::now());
         self.has_kid(kid)
     }
 
