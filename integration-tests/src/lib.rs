@@ -2,6 +2,8 @@
 //! HTTP) that record what reaches them, and an MCP client whose errors keep the HTTP status
 //! the gateway answered.
 
+pub mod envoy;
 pub mod mcp_client;
 pub mod mcp_servers;
+pub mod scenarios;
 pub mod stack;

