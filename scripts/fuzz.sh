@@ -9,7 +9,7 @@
 #   FUZZ_JOBS=2 scripts/fuzz.sh 3600     # libFuzzer workers per target (default 1)
 #
 # cargo-fuzz needs the compiler's unstable flags (-Zsanitizer=address, coverage); on the stable
-# toolchain RUSTC_BOOTSTRAP=1 allows them, for this build only (its own target dir, fuzz/target).
+# toolchain RUSTC_BOOTSTRAP=1 allows them, for this build only (its own target dir, FUZZ_TARGET_DIR).
 # New inputs go to a temporary corpus; the committed seeds are only read. An input that panics,
 # overflows, or runs longer than 10 s fails the run and is kept in fuzz/artifacts/<target>/:
 # replay it with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>`, then
@@ -18,6 +18,7 @@ set -euo pipefail
 shopt -s nullglob
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/env.sh
 
 seconds=${1:-20}
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: seconds per target must be a positive whole number, not '$seconds'" >&2; exit 2; }
@@ -27,6 +28,8 @@ jobs=${FUZZ_JOBS:-1}
 command -v cargo-fuzz >/dev/null \
   || { echo "fuzz.sh: cargo-fuzz is missing: cargo install cargo-fuzz --locked (scripts/setup.sh installs it)" >&2; exit 1; }
 export RUSTC_BOOTSTRAP=1
+# Sanitizer builds apart from the normal ones, also outside the clone (see scripts/env.sh).
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/mcp-auth-server/fuzz-target}"
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)

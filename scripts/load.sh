@@ -8,6 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/env.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 DISTINCT_TOKENS=${DISTINCT_TOKENS:-10000}
@@ -47,7 +48,7 @@ PY
 
 auth_port=$(free_port)
 AUTH_LISTEN="127.0.0.1:$auth_port" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway \
-AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn target/release/auth-server >"$work/auth.log" 2>&1 &
+AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn "$CARGO_TARGET_DIR/release/auth-server" >"$work/auth.log" 2>&1 &
 auth_pid=$!
 pids+=($auth_pid)
 wait_port "$auth_port"

@@ -5,6 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/env.sh
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

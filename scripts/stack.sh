@@ -8,6 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/env.sh
 
 GATEWAY_PORT=${GATEWAY_PORT:-8480}
 AUTH_PORT=${AUTH_PORT:-8488}
@@ -54,11 +55,11 @@ wait_port idp "$IDP_PORT"
 
 AUTH_LISTEN="127.0.0.1:$AUTH_PORT" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" \
 AUTH_AUDIENCES=mcp-gateway AUTH_SCOPES_FILE="$root/scopes.yml" \
-  target/debug/auth-server >"$state/auth-server.log" 2>&1 &
+  "$CARGO_TARGET_DIR/debug/auth-server" >"$state/auth-server.log" 2>&1 &
 pids+=($!)
 wait_port auth-server "$AUTH_PORT"
 
-target/debug/demo-mcp-servers --currenttime "127.0.0.1:$CURRENTTIME_PORT" \
+"$CARGO_TARGET_DIR/debug/demo-mcp-servers" --currenttime "127.0.0.1:$CURRENTTIME_PORT" \
   --fininfo "127.0.0.1:$FININFO_PORT" >"$state/mcp-servers.log" 2>&1 &
 pids+=($!)
 wait_port currenttime "$CURRENTTIME_PORT"
