@@ -1,0 +1,106 @@
+//! The parts of a decision, and how their cost grows: JSON-RPC parsing (small, 64 KiB, a batch of
+//! 50), policy lookup with 1, 100 and 10,000 servers and 100 groups, and first-sight token
+//! verification for RS256 and ES256.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+
+use auth_server::jsonrpc;
+use auth_server::jwks::KeySet;
+use auth_server::policy::{Access, CompiledPolicy};
+use auth_server::token::{Provider, TokenRules, verify};
+use common::*;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+fn bench_jsonrpc(c: &mut Criterion) {
+    let small = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":{"stock_ticker":"AAPL"}}}).to_string();
+    let padding: Vec<String> = (0..2150)
+        .map(|i| format!("row {i} of a large argument"))
+        .collect();
+    let large = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":{"rows": padding}}}).to_string();
+    assert!(
+        large.len() >= 48 * 1024 && large.len() <= 80 * 1024,
+        "{}",
+        large.len()
+    );
+    let batch: Vec<serde_json::Value> = (0..50)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":{"stock_ticker":"AAPL"}}}))
+        .collect();
+    let batch = serde_json::Value::Array(batch).to_string();
+    let mut group = c.benchmark_group("jsonrpc_parse");
+    for (name, body) in [
+        ("small", &small),
+        ("64KiB", &large),
+        ("batch_of_50", &batch),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| jsonrpc::parse(black_box(body.as_bytes())).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// A policy with `servers` servers: 100 groups, each mapped to one scope of `servers / 100`
+/// (at least one) servers with 5 tools each.
+fn policy_with(servers: usize) -> CompiledPolicy {
+    let mut yaml = String::from("group_mappings:\n");
+    for group in 0..100 {
+        writeln!(yaml, "  group-{group}: [scope-{group}]").unwrap();
+    }
+    for group in 0..100 {
+        writeln!(yaml, "scope-{group}:").unwrap();
+        for index in 0..servers.div_ceil(100) {
+            let server = (group * servers.div_ceil(100) + index) % servers;
+            writeln!(yaml, "  - server: server-{server}\n    methods: [initialize, tools/list, tools/call]\n    tools: [t0, t1, t2, t3, t4]").unwrap();
+        }
+    }
+    CompiledPolicy::from_yaml(&yaml).unwrap()
+}
+
+fn bench_policy(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policy_lookup");
+    let groups: Vec<String> = (0..5).map(|g| format!("group-{g}")).collect();
+    for servers in [1usize, 100, 10_000] {
+        let policy = policy_with(servers);
+        let access = Access::Method {
+            method: "tools/call",
+            tool: Some("t4"),
+        };
+        group.bench_with_input(BenchmarkId::new("5_groups", servers), &servers, |b, _| {
+            b.iter(|| {
+                let scopes = policy.scopes_for_groups(black_box(&groups));
+                policy.allows(&scopes, black_box("server-0"), access)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_first_sight(c: &mut Criterion) {
+    let keys = KeySet::from_json(&jwks(&[rsa_key(), ec_key()])).unwrap();
+    let rules = TokenRules {
+        provider: Provider::Cognito,
+        issuer: ISSUER.into(),
+        client_ids: None,
+        audiences: None,
+        groups_claim: "cognito:groups".into(),
+        leeway_seconds: 60,
+    };
+    let claims = cognito_claims("agent-1", &["mcp-registry-operator"]);
+    let mut group = c.benchmark_group("verify_first_sight");
+    for (name, key) in [("rs256", rsa_key()), ("es256", ec_key())] {
+        let token = key.sign(&claims);
+        group.bench_function(name, |b| {
+            b.iter(|| verify(black_box(&token), &keys, &rules, NOW).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_jsonrpc, bench_policy, bench_first_sight);
+criterion_main!(benches);
