@@ -12,7 +12,7 @@ use std::hint::black_box;
 use auth_server::jsonrpc;
 use auth_server::jwks::KeySet;
 use auth_server::policy::{Access, CompiledPolicy};
-use auth_server::token::{Provider, TokenRules, verify};
+use auth_server::token::verify;
 use common::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
@@ -83,14 +83,7 @@ fn bench_policy(c: &mut Criterion) {
 
 fn bench_first_sight(c: &mut Criterion) {
     let keys = KeySet::from_json(&jwks(&[rsa_key(), ec_key()])).unwrap();
-    let rules = TokenRules {
-        provider: Provider::Cognito,
-        issuer: ISSUER.into(),
-        client_ids: None,
-        audiences: None,
-        groups_claim: "cognito:groups".into(),
-        leeway_seconds: 60,
-    };
+    let rules = cognito_rules();
     let claims = cognito_claims("agent-1", &["mcp-registry-operator"]);
     let mut group = c.benchmark_group("verify_first_sight");
     for (name, key) in [("rs256", rsa_key()), ("es256", ec_key())] {

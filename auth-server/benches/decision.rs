@@ -13,7 +13,7 @@ use auth_server::decision::{
 };
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::token::{Provider, TokenCache, TokenRules, verify};
+use auth_server::token::{TokenCache, verify};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -21,14 +21,7 @@ fn bench_decision(c: &mut Criterion) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
     let policy = CompiledPolicy::load(&path).unwrap();
     let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
-    let rules = TokenRules {
-        provider: Provider::Cognito,
-        issuer: ISSUER.into(),
-        client_ids: None,
-        audiences: None,
-        groups_claim: "cognito:groups".into(),
-        leeway_seconds: 60,
-    };
+    let rules = cognito_rules();
     let pool = CognitoPool {
         region: "us-east-1".into(),
         user_pool_id: "us-east-1_Test".into(),

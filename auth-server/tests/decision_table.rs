@@ -11,7 +11,7 @@ use auth_server::decision::{
 };
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::token::{Provider, TokenCache, TokenRules};
+use auth_server::token::{TokenCache, TokenRules};
 use common::*;
 use serde_json::json;
 
@@ -29,14 +29,7 @@ impl World {
         World {
             policy: CompiledPolicy::load(&path).expect("shipped scopes.yml compiles"),
             keys: KeySet::from_json(&jwks(&[rsa_key()])).unwrap(),
-            rules: TokenRules {
-                provider: Provider::Cognito,
-                issuer: ISSUER.into(),
-                client_ids: None,
-                audiences: None,
-                groups_claim: "cognito:groups".into(),
-                leeway_seconds: 60,
-            },
+            rules: cognito_rules(),
             pool: CognitoPool {
                 region: "us-east-1".into(),
                 user_pool_id: "us-east-1_Test".into(),
@@ -45,17 +38,21 @@ impl World {
         }
     }
 
-    fn decide(&self, request: &CheckRequest<'_>) -> Decision {
-        let context = Context {
+    /// A snapshot at `now`, with the key set or without one.
+    fn context(&self, now: u64, with_keys: bool) -> Context<'_> {
+        Context {
             policy: &self.policy,
-            keys: Some(&self.keys),
-            key_generation: 1,
+            keys: with_keys.then_some(&self.keys),
+            key_generation: u64::from(with_keys),
             rules: &self.rules,
             cognito_pool: Some(&self.pool),
             cache: &self.cache,
-            now: NOW,
-        };
-        decide(request, &context)
+            now,
+        }
+    }
+
+    fn decide(&self, request: &CheckRequest<'_>) -> Decision {
+        decide(request, &self.context(NOW, true))
     }
 }
 
@@ -494,15 +491,7 @@ fn no_key_set_is_503_never_an_allow() {
     let world = World::new();
     let token = token_for(ADMIN);
     let body = method("tools/list");
-    let context = Context {
-        policy: &world.policy,
-        keys: None,
-        key_generation: 0,
-        rules: &world.rules,
-        cognito_pool: Some(&world.pool),
-        cache: &world.cache,
-        now: NOW,
-    };
+    let context = world.context(NOW, false);
     assert_eq!(
         status(&decide(&request(&token, "/fininfo/mcp", &body), &context)),
         503
@@ -518,15 +507,7 @@ fn cached_token_still_expires() {
         status(&world.decide(&request(&token, "/fininfo/mcp", &body))),
         200
     );
-    let later = Context {
-        policy: &world.policy,
-        keys: Some(&world.keys),
-        key_generation: 1,
-        rules: &world.rules,
-        cognito_pool: Some(&world.pool),
-        cache: &world.cache,
-        now: NOW + 3600 + 61,
-    };
+    let later = world.context(NOW + 3600 + 61, true);
     assert_eq!(
         status(&decide(&request(&token, "/fininfo/mcp", &body), &later)),
         401

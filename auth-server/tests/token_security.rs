@@ -9,14 +9,7 @@ use common::*;
 use serde_json::json;
 
 fn rules() -> TokenRules {
-    TokenRules {
-        provider: Provider::Cognito,
-        issuer: ISSUER.to_owned(),
-        client_ids: None,
-        audiences: None,
-        groups_claim: "cognito:groups".to_owned(),
-        leeway_seconds: 60,
-    }
+    cognito_rules()
 }
 
 fn keys() -> KeySet {

@@ -113,6 +113,19 @@ pub fn forge(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) ->
 pub const NOW: u64 = 1_900_000_000;
 pub const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Test";
 
+/// The token rules of a Cognito pool issuing [`ISSUER`]: default leeway, no client or audience
+/// restriction.
+pub fn cognito_rules() -> auth_server::token::TokenRules {
+    auth_server::token::TokenRules {
+        provider: auth_server::token::Provider::Cognito,
+        issuer: ISSUER.to_owned(),
+        client_ids: None,
+        audiences: None,
+        groups_claim: "cognito:groups".to_owned(),
+        leeway_seconds: 60,
+    }
+}
+
 /// Claims of a Cognito client-credentials access token valid at [`NOW`].
 pub fn cognito_claims(client_id: &str, groups: &[&str]) -> Value {
     let mut claims = json!({
