@@ -254,9 +254,11 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
-/// Writes the decision's log line (who, server, method, tool, result, reason and latency) and
+/// Writes the decision's log line (who, client id, groups, server, method, tool, result,
+/// reason, latency and the gateway's request id; never a token or a body) and
 /// counts it in the metrics.
-pub fn log(decision: &Decision, micros: u128) {
+pub fn log(decision: &Decision, request_id: Option<&str>, micros: u128) {
+    let request_id = request_id.unwrap_or("");
     let (result, reason) = match decision {
         Decision::Allow(_) => ("allow", "allowed"),
         Decision::Deny { reason, .. } => ("deny", reason_code(reason)),
@@ -280,11 +282,13 @@ pub fn log(decision: &Decision, micros: u128) {
                 status = 200,
                 who = %allowed.identity.subject,
                 client_id = %allowed.identity.client_id,
+                groups = %allowed.identity.groups.join(","),
                 server = %allowed.server,
                 method = %methods.join(","),
                 tool = %tools.join(","),
                 reason = "allowed",
                 micros = micros as u64,
+                request_id,
             );
         }
         Decision::Deny { identity, reason } => {
@@ -302,11 +306,13 @@ pub fn log(decision: &Decision, micros: u128) {
                 status = status_of(reason),
                 who = identity.as_ref().map(|id| id.subject.as_str()).unwrap_or(""),
                 client_id = identity.as_ref().map(|id| id.client_id.as_str()).unwrap_or(""),
+                groups = identity.as_ref().map(|id| id.groups.join(",")).unwrap_or_default(),
                 server,
                 method,
                 tool,
                 reason = reason_code(reason),
                 micros = micros as u64,
+                request_id,
             );
         }
     }

@@ -158,7 +158,11 @@ impl CheckService {
         let request = request::read(&headers, &http.method, Some(&http.path), body);
         let started = Instant::now();
         let decision = self.authorizer.check(&request).await;
-        answer::log(&decision, started.elapsed().as_micros());
+        answer::log(
+            &decision,
+            request::request_id(&headers),
+            started.elapsed().as_micros(),
+        );
         check_response(answer::answer(&decision, self.authorizer.settings()))
     }
 

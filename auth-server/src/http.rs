@@ -105,7 +105,8 @@ async fn validate(
     );
     let started = Instant::now();
     let decision = authorizer.check(&check).await;
-    answer::log(&decision, started.elapsed().as_micros());
+    let request_id = request::request_id(request.headers());
+    answer::log(&decision, request_id, started.elapsed().as_micros());
     respond(answer::answer(&decision, authorizer.settings()))
 }
 

@@ -61,6 +61,15 @@ pub fn read<'a>(
     }
 }
 
+/// The gateway's request id (`X-Request-Id`, set by nginx from `$request_id` and by Envoy), for
+/// the decision log; only a short, printable value is kept.
+pub fn request_id(headers: &impl HeaderLookup) -> Option<&str> {
+    single(headers, "x-request-id")
+        .ok()
+        .flatten()
+        .filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 fn target<'a>(headers: &'a impl HeaderLookup, envoy_path: Option<&'a str>) -> TargetSource<'a> {
     match (
         single(headers, "x-original-uri"),

@@ -248,7 +248,17 @@ pub async fn each_client_gets_exactly_what_the_policy_allows(front: Front) {
     assert!(decisions.iter().any(|d| d["result"] == "deny"
         && d["tool"] == "delete_all_portfolios"
         && d["who"] == "admin-agent"
+        && d["groups"] == "mcp-registry-admin"
         && d["reason"] == "insufficient_scope"));
+    if front == Front::Nginx {
+        // nginx passes its own $request_id: every decision line can be joined to its access log.
+        assert!(
+            decisions
+                .iter()
+                .all(|d| d["request_id"].as_str().is_some_and(|id| id.len() == 32)),
+            "decision lines without nginx's request id"
+        );
+    }
 }
 
 /// Cognito-shaped tokens: groups, seed headers that must agree, and no ID token as access.
