@@ -21,7 +21,9 @@ state="$root/.local-stack"
 mkdir -p "$state"
 pids=()
 
+stopping=""
 stop_all() {
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "[stack] stopping"
@@ -79,7 +81,7 @@ for _ in $(seq 1 100); do
 done
 
 token_cmd() { # client
-  echo "curl -s -d grant_type=client_credentials -d client_id=$1 -d client_secret=$1-secret $issuer/token | jq -r .access_token"
+  echo "curl -s -d grant_type=client_credentials -d client_id=$1 -d client_secret=$1-secret $issuer/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
 }
 admin_token=$(curl -s -d grant_type=client_credentials -d client_id=admin-agent \
   -d client_secret=admin-agent-secret "$issuer/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -118,4 +120,4 @@ cat <<TEXT
 
 TEXT
 wait -n "${pids[@]}" || true
-echo "[stack] a component exited; see the logs in $state" >&2
+[ -n "$stopping" ] || echo "[stack] a component exited; see the logs in $state" >&2
