@@ -91,14 +91,13 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
             "error": {"code": err.code, "message": err.message},
         }),
         DenyReason::Forbidden(forbidden) => {
-            let mut challenge = String::from(r#"Bearer error="insufficient_scope""#);
+            let mut params = vec![r#"error="insufficient_scope""#.to_owned()];
             if !forbidden.scopes_that_allow.is_empty() {
-                challenge.push_str(&format!(
-                    r#", scope="{}""#,
-                    sanitize(&forbidden.scopes_that_allow.join(" "))
-                ));
+                let scopes = sanitize(&forbidden.scopes_that_allow.join(" "));
+                params.push(format!(r#"scope="{scopes}""#));
             }
-            push_resource_metadata(&mut challenge, settings);
+            params.extend(resource_metadata_param(settings));
+            let challenge = bearer_challenge(&params);
             headers.push(("www-authenticate", challenge));
             json!({
                 "error": "insufficient_scope",
@@ -109,21 +108,13 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
             })
         }
         _ if status == 401 => {
-            let mut challenge = String::from("Bearer");
             let token_sent = !matches!(reason, DenyReason::NoCredentials);
-            let mut params = Vec::new();
-            if let Some(url) = &settings.resource_metadata {
-                params.push(format!(r#"resource_metadata="{}""#, sanitize(url)));
-            }
+            let mut params: Vec<String> = resource_metadata_param(settings).into_iter().collect();
             if token_sent {
                 params.push(r#"error="invalid_token""#.to_owned());
                 params.push(format!(r#"error_description="{description}""#));
             }
-            if !params.is_empty() {
-                challenge.push(' ');
-                challenge.push_str(&params.join(", "));
-            }
-            headers.push(("www-authenticate", challenge));
+            headers.push(("www-authenticate", bearer_challenge(&params)));
             json!({"error": if token_sent { "invalid_token" } else { "unauthorized" }, "error_description": description})
         }
         _ => {
@@ -140,9 +131,18 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
     }
 }
 
-fn push_resource_metadata(challenge: &mut String, settings: &AnswerSettings) {
-    if let Some(url) = &settings.resource_metadata {
-        challenge.push_str(&format!(r#", resource_metadata="{}""#, sanitize(url)));
+/// `resource_metadata="..."` (RFC 9728), when `AUTH_RESOURCE_URL` is set.
+fn resource_metadata_param(settings: &AnswerSettings) -> Option<String> {
+    let url = settings.resource_metadata.as_ref()?;
+    Some(format!(r#"resource_metadata="{}""#, sanitize(url)))
+}
+
+/// `Bearer` followed by its parameters, comma-separated (RFC 6750 §3).
+fn bearer_challenge(params: &[String]) -> String {
+    if params.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", params.join(", "))
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
@@ -84,7 +83,7 @@ impl Authorizer {
             rules: &self.rules,
             cognito_pool: self.cognito_pool.as_ref(),
             cache: &self.cache,
-            now: unix_now(),
+            now: crate::unix_now(),
         };
         decision::decide(request, &context)
     }
@@ -162,13 +161,6 @@ fn resource_metadata_url(resource: &str) -> String {
         .unwrap_or(resource.len());
     let (origin, path) = resource.split_at(path_start);
     format!("{origin}/.well-known/oauth-protected-resource{path}")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

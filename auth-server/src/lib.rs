@@ -22,3 +22,11 @@ pub mod reload;
 pub mod request;
 pub mod target;
 pub mod token;
+
+/// Seconds since the Unix epoch: the clock of the shells (the core takes `now` as an argument).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}

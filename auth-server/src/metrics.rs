@@ -7,7 +7,6 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -123,7 +122,7 @@ impl Collector for StateCollector {
         let age = if last == 0 {
             -1
         } else {
-            unix_now().saturating_sub(last) as i64
+            crate::unix_now().saturating_sub(last) as i64
         };
         gauge(
             &mut encoder,
@@ -180,11 +179,4 @@ fn gauge(
 ) -> Result<(), std::fmt::Error> {
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
 }

@@ -136,11 +136,9 @@ impl KeyStore {
         match &outcome {
             Ok(()) => {
                 self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|elapsed| elapsed.as_secs())
-                    .unwrap_or(0);
-                self.stats.last_success_unix.store(now, Ordering::Relaxed);
+                self.stats
+                    .last_success_unix
+                    .store(crate::unix_now(), Ordering::Relaxed);
             }
             Err(_) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
