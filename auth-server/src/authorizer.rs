@@ -60,6 +60,10 @@ impl Authorizer {
 
     /// Decides a check, refreshing the key set once (rate-limited) on an unknown `kid`.
     pub async fn check(&self, request: &CheckRequest<'_>) -> Decision {
+        // Counted here so that the HTTP and gRPC shells both count the bodies they inspect.
+        if let crate::decision::Body::Complete(body) = request.body {
+            crate::metrics::observe_body(body.len());
+        }
         let decision = self.decide_now(request);
         if let Decision::Deny {
             reason: DenyReason::Token(TokenError::UnknownKid(kid)),

@@ -85,10 +85,7 @@ async fn validate(
 ) -> HttpResponse {
     let body = read_body(&request, payload, authorizer.max_body_bytes()).await;
     let body = match &body {
-        Ok(bytes) => {
-            crate::metrics::observe_body(bytes.len());
-            Body::Complete(bytes)
-        }
+        Ok(bytes) => Body::Complete(bytes),
         Err(BodyError::TooLarge) => Body::TooLarge,
         Err(BodyError::Broken) => return HttpResponse::BadRequest().finish(),
     };
