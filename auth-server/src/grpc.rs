@@ -103,7 +103,7 @@ fn raw_pair(header: &HeaderValue) -> (&str, &str) {
 }
 
 impl HeaderLookup for EnvoyHeaders<'_> {
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
         let hidden = GATEWAY_ONLY_HEADERS.contains(&name);
         self.pairs
             .iter()

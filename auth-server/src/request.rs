@@ -7,12 +7,13 @@ use crate::decision::{
 
 /// Read access to a request's headers, by lower-case name.
 pub trait HeaderLookup {
-    /// Every value of the header `name` (lower-case), in order.
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str>;
+    /// Every value of the header `name` (lower-case), in order. Names are literals: a shell
+    /// may turn them into its own header-name type once, without parsing or allocating.
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str>;
 }
 
 /// The one value of a header: `Ok(None)` when absent, `Err(())` when repeated.
-fn single<'h>(headers: &'h impl HeaderLookup, name: &str) -> Result<Option<&'h str>, ()> {
+fn single<'h>(headers: &'h impl HeaderLookup, name: &'static str) -> Result<Option<&'h str>, ()> {
     let mut values = headers.values(name);
     let first = values.next();
     match values.next() {
@@ -106,9 +107,12 @@ fn credentials(headers: &impl HeaderLookup) -> Credentials<'_> {
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim_start_matches(' ');
-    let is_token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.chars().all(is_token68))
-        .then_some(token)
+    // No early exit: a branch-free pass over a ~1 KB token compiles to SIMD.
+    let is_token68 = |b: u8| {
+        b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
+    let all_token68 = token.bytes().fold(true, |ok, b| ok & is_token68(b));
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && all_token68).then_some(token)
 }
 
 #[cfg(test)]
@@ -118,11 +122,10 @@ mod tests {
     struct Pairs(Vec<(&'static str, &'static str)>);
 
     impl HeaderLookup for Pairs {
-        fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
-            let name = name.to_owned();
+        fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
             self.0
                 .iter()
-                .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+                .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| *v)
         }
     }

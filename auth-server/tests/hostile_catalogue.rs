@@ -106,11 +106,10 @@ impl World {
 struct Headers(Vec<(String, String)>);
 
 impl HeaderLookup for Headers {
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
-        let name = name.to_owned();
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
         self.0
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
