@@ -13,6 +13,8 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 DISTINCT_TOKENS=${DISTINCT_TOKENS:-10000}
 THREADS=${THREADS:-2}
+# Space-separated run names to do (default: all), e.g. RUNS="nginx-no-auth nginx-with-auth".
+RUNS=${RUNS:-}
 
 # Set-up once (apt: nginx, Lua module, wrk; npm: the IdP) unless already done.
 { command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ]; } >/dev/null || ./scripts/setup.sh >/dev/null
@@ -102,6 +104,44 @@ CONF
 pids+=($!)
 wait_port "$proxy_port"
 
+# A near-zero-cost auth stub: nginx answering every check with an allow and the identity
+# headers auth-server would send. The deploy/nginx gateway in front of it measures what the
+# nginx design itself costs, apart from auth-server.
+stub_port=$(free_port)
+mkdir -p "$work/stub"
+cat >"$work/stub/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/stub/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/stub; proxy_temp_path $work/stub;
+  fastcgi_temp_path $work/stub; uwsgi_temp_path $work/stub; scgi_temp_path $work/stub;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$stub_port;
+    location / {
+      add_header x-user operator-agent; add_header x-username operator-agent;
+      add_header x-client-id operator-agent; add_header x-scopes "mcp-servers-unrestricted/read";
+      add_header x-auth-method oidc; add_header x-server-name fininfo;
+      add_header x-method tools/call; add_header x-tool-name get_stock_aggregates;
+      add_header x-envoy-auth-headers-to-remove x-authorization;
+      return 200;
+    }
+  }
+}
+CONF
+/usr/sbin/nginx -p "$work/stub" -c "$work/stub/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/stub.log" &
+pids+=($!)
+wait_port "$stub_port"
+stub_gateway_port=$(free_port)
+GATEWAY_LISTEN="127.0.0.1:$stub_gateway_port" AUTH_SERVER="127.0.0.1:$stub_port" \
+MCP_SERVERS="fininfo=127.0.0.1:$upstream_port" deploy/nginx/render.sh "$work/stub-gateway" >/dev/null
+/usr/sbin/nginx -p "$work/stub-gateway" -c "$work/stub-gateway/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/stub-gateway.log" &
+pids+=($!)
+wait_port "$stub_gateway_port"
+
 # The gateway as deployed, in front of auth-server.
 gateway_port=$(free_port)
 GATEWAY_LISTEN="127.0.0.1:$gateway_port" AUTH_SERVER="127.0.0.1:$auth_port" \
@@ -113,6 +153,7 @@ wait_port "$gateway_port"
 run() { # name url script [env...]
   local name=$1 url=$2 script=$3; shift 3
   local line
+  [[ -z $RUNS || " $RUNS " == *" $name "* ]] || return 0
   line=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "scripts/load/$script" "$url" | grep '^RESULT')
   echo "$name $line"
 }
@@ -125,6 +166,7 @@ rss_loaded=$(rss_kib "$auth_pid")
 results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
 rss_distinct=$(rss_kib "$auth_pid")
 results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" plain.lua)")
+results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
@@ -133,15 +175,21 @@ echo
 echo "| run | requests/s | p50 | p99 | p99.9 | errors |"
 echo "|---|---|---|---|---|---|"
 for r in "${results[@]}"; do
+  [[ -n $r ]] || continue
   printf '| %s | %s | %s µs | %s µs | %s µs | %s |\n' "${r%% *}" "$(field "$r" rps)" "$(field "$r" p50_us)" \
     "$(field "$r" p99_us)" "$(field "$r" p999_us)" "$(field "$r" errors)"
 done
 echo
-python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" "$(rps_of nginx-no-auth)" "$(rps_of nginx-with-auth)" <<'PY'
+python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" \
+  "$(rps_of nginx-no-auth)" "$(rps_of nginx-auth-stub)" "$(rps_of nginx-with-auth)" <<'PY'
 import sys
-ceiling, cached, distinct, no_auth, with_auth = map(float, sys.argv[1:])
-print(f"- /validate (cached token) / nginx return 200: {cached / ceiling:.0%}")
-print(f"- /validate distinct tokens / cached token: {distinct / cached:.0%}")
-print(f"- gateway with auth / gateway without auth: {with_auth / no_auth:.0%}")
+ceiling, cached, distinct, no_auth, stub, with_auth = (float(v) if v else None for v in sys.argv[1:])
+def ratio(label, a, b):
+    if a and b:
+        print(f"- {label}: {a / b:.0%}")
+ratio("/validate (cached token) / nginx return 200", cached, ceiling)
+ratio("/validate distinct tokens / cached token", distinct, cached)
+ratio("gateway with a zero-cost auth stub / gateway without auth", stub, no_auth)
+ratio("gateway with auth-server / gateway without auth", with_auth, no_auth)
 PY
 echo "- auth-server RSS: idle $((rss_idle / 1024)) MiB, after the cached run $((rss_loaded / 1024)) MiB, after $DISTINCT_TOKENS distinct tokens $((rss_distinct / 1024)) MiB"
