@@ -259,15 +259,29 @@ async fn serve(config: Config, policy: CompiledPolicy) -> std::io::Result<()> {
             std::io::Error::new(err.kind(), format!("cannot listen on {grpc_listen}: {err}"))
         })?;
         tracing::info!(grpc_listen = %grpc_listen, "serving Envoy gRPC Check");
-        let grpc = grpc::serve(authorizer.clone(), grpc_listener);
-        actix_web::rt::spawn(async move {
-            if let Err(err) = grpc.await {
-                tracing::error!("{err}");
-                actix_web::rt::System::current().stop_with_code(1);
-            }
-        });
+        spawn_grpc(authorizer.clone(), grpc_listener)?;
     }
     http::server(authorizer, listener)?.await
+}
+
+/// The gRPC shell on its own multi-thread runtime. actix's System runs on one thread (the HTTP
+/// shell has its own worker per core); Envoy's Checks must use every core too. A gRPC server
+/// that fails stops the whole process.
+fn spawn_grpc(authorizer: Arc<Authorizer>, listener: std::net::TcpListener) -> std::io::Result<()> {
+    let system = actix_web::rt::System::current();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("grpc")
+        .build()?;
+    std::thread::Builder::new()
+        .name("grpc".into())
+        .spawn(move || {
+            if let Err(err) = runtime.block_on(grpc::serve(authorizer, listener)) {
+                tracing::error!("{err}");
+                system.stop_with_code(1);
+            }
+        })?;
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
