@@ -88,7 +88,7 @@ if [[ -n ${MCP_SERVERS:-} ]]; then
             name=${entry%%=*}; addr=${entry#*=}
             [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || die "MCP_SERVERS: bad server name '$name'"
             [[ $addr =~ $addr_re ]] || die "MCP_SERVERS: bad address for $name: '$addr'"
-            printf 'upstream mcp_%s {\n    server %s;\n    keepalive 16;\n}\n' "$name" "$addr"
+            printf 'upstream mcp_%s {\n    server %s;\n    keepalive 64;\n    keepalive_requests 10000;\n}\n' "$name" "$addr"
             names+=("$name")
         done
         echo 'map $mcp_server $mcp_upstream {'
