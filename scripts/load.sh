@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Load runs on loopback, bounded in time (DURATION seconds per run, default 10): auth-server's
-# /validate direct (one cached token, and 10,000 distinct tokens), nginx `return 200` (the
-# ceiling of one HTTP hop here), nginx proxying without auth (the baseline), and the deploy/nginx
-# gateway with auth-server — all measured in the same run. Prints a Markdown table and RSS.
+# Load runs on loopback, bounded in time (DURATION seconds per run, default 10), all measured in
+# the same run: nginx `return 200` (the ceiling of one HTTP hop here); auth-server's /validate
+# direct with one cached token, with 10,000 distinct tokens (each verified once, then cached),
+# and without the token cache (every check verifies a signature); the gRPC Check path
+# (examples/grpc_load.rs); nginx proxying without auth (the baseline); the deploy/nginx gateway
+# in front of a zero-cost auth stub and in front of auth-server. Prints a Markdown table and RSS.
 #
 #   scripts/load.sh                 # DURATION=10 CONNECTIONS=64 DISTINCT_TOKENS=10000
 set -euo pipefail
@@ -18,43 +20,19 @@ RUNS=${RUNS:-}
 
 # Set-up once (apt: nginx, Lua module, wrk; npm: the IdP) unless already done.
 { command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ]; } >/dev/null || ./scripts/setup.sh >/dev/null
-cargo build --release --quiet -p auth-server
+cargo build --release --quiet -p auth-server --bin auth-server --example grpc_load
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-
-idp_port=$(free_port)
-node integration-tests/idp/idp.mjs --port "$idp_port" --keys "$work/keys.json" >"$work/idp.out" 2>"$work/idp.log" &
-pids+=($!)
-wait_port "$idp_port"
-issuer="http://127.0.0.1:$idp_port"
-
-echo "[load] issuing 1 + $DISTINCT_TOKENS tokens from the IdP" >&2
-python3 - "$issuer" "$DISTINCT_TOKENS" "$work" <<'PY'
-import json, sys, urllib.request, concurrent.futures
-issuer, count, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def token(_):
-    data = b"grant_type=client_credentials&client_id=operator-agent&client_secret=operator-agent-secret"
-    with urllib.request.urlopen(issuer + "/token", data) as response:
-        return json.load(response)["access_token"]
-with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    tokens = list(pool.map(token, range(count + 1)))
-open(f"{work}/one-token.txt", "w").write(tokens[0] + "\n")
-open(f"{work}/many-tokens.txt", "w").write("\n".join(tokens[1:]) + "\n")
-PY
-
-auth_port=$(free_port)
-AUTH_LISTEN="127.0.0.1:$auth_port" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway \
-AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn "$CARGO_TARGET_DIR/release/auth-server" >"$work/auth.log" 2>&1 &
-auth_pid=$!
-pids+=($auth_pid)
-wait_port "$auth_port"
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$auth_port/readyz" >/dev/null && break; sleep 0.1; done
+. scripts/load/common.sh
+start_idp
+issue_tokens "$DISTINCT_TOKENS"
+grpc_port=$(free_port)
+start_auth auth AUTH_GRPC_LISTEN="127.0.0.1:$grpc_port"
+# The same server without the verified-token cache: every check verifies a signature.
+start_auth nocache AUTH_TOKEN_CACHE_SIZE=0
 sleep 1
 rss_idle=$(rss_kib "$auth_pid")
 
@@ -158,6 +136,13 @@ run() { # name url script [env...]
   echo "$name $line"
 }
 
+run_grpc() { # name addr tokens-file: the gRPC Check path (examples/grpc_load.rs, in place of ghz)
+  local name=$1
+  [[ -z $RUNS || " $RUNS " == *" $name "* ]] || return 0
+  echo "$name $("$CARGO_TARGET_DIR/release/examples/grpc_load" --addr "$2" --tokens-file "$3" \
+    --connections "$CONNECTIONS" --duration "$DURATION" | grep '^RESULT')"
+}
+
 echo "[load] $DURATION s per run, $CONNECTIONS connections, $THREADS wrk threads" >&2
 results=()
 results+=("$(run ceiling "http://127.0.0.1:$upstream_port/" plain.lua)")
@@ -165,6 +150,8 @@ results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" validate
 rss_loaded=$(rss_kib "$auth_pid")
 results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
 rss_distinct=$(rss_kib "$auth_pid")
+results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
+results+=("$(run_grpc grpc-cached "127.0.0.1:$grpc_port" "$work/one-token.txt")")
 results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" plain.lua)")
 results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
@@ -181,14 +168,18 @@ for r in "${results[@]}"; do
 done
 echo
 python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" \
+  "$(rps_of validate-uncached)" "$(rps_of grpc-cached)" \
   "$(rps_of nginx-no-auth)" "$(rps_of nginx-auth-stub)" "$(rps_of nginx-with-auth)" <<'PY'
 import sys
-ceiling, cached, distinct, no_auth, stub, with_auth = (float(v) if v else None for v in sys.argv[1:])
+ceiling, cached, distinct, uncached, grpc, no_auth, stub, with_auth = (
+    float(v) if v else None for v in sys.argv[1:])
 def ratio(label, a, b):
     if a and b:
         print(f"- {label}: {a / b:.0%}")
 ratio("/validate (cached token) / nginx return 200", cached, ceiling)
 ratio("/validate distinct tokens / cached token", distinct, cached)
+ratio("/validate without the token cache (every check verifies RS256) / cached token", uncached, cached)
+ratio("gRPC Check (cached token) / /validate (cached token)", grpc, cached)
 ratio("gateway with a zero-cost auth stub / gateway without auth", stub, no_auth)
 ratio("gateway with auth-server / gateway without auth", with_auth, no_auth)
 PY

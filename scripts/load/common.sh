@@ -1,0 +1,52 @@
+# Shared by scripts/load.sh and scripts/soak.sh (sourced, from the repository root): loopback
+# ports, the IdP, tokens and auth-server. The caller sets `work` (a temp dir) and `pids`
+# (an array whose processes its EXIT trap stops).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# start_idp: the oidc-provider IdP on a free port; sets `issuer`.
+start_idp() {
+  local port
+  port=$(free_port)
+  node integration-tests/idp/idp.mjs --port "$port" --keys "$work/keys.json" >"$work/idp.out" 2>"$work/idp.log" &
+  pids+=($!)
+  wait_port "$port"
+  issuer="http://127.0.0.1:$port"
+}
+
+# issue_tokens COUNT: writes $work/one-token.txt (1 token) and $work/many-tokens.txt (COUNT
+# distinct tokens), all for the operator client (allowed to call fininfo's tools).
+issue_tokens() {
+  echo "[load] issuing 1 + $1 tokens from the IdP" >&2
+  python3 - "$issuer" "$1" "$work" <<'PY'
+import json, sys, urllib.request, concurrent.futures
+issuer, count, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def token(_):
+    data = b"grant_type=client_credentials&client_id=operator-agent&client_secret=operator-agent-secret"
+    with urllib.request.urlopen(issuer + "/token", data) as response:
+        return json.load(response)["access_token"]
+with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    tokens = list(pool.map(token, range(count + 1)))
+open(f"{work}/one-token.txt", "w").write(tokens[0] + "\n")
+open(f"{work}/many-tokens.txt", "w").write("\n".join(tokens[1:]) + "\n")
+PY
+}
+
+# start_auth NAME [VAR=value ...]: a release auth-server on a free port (extra settings as
+# arguments); sets `${NAME}_port` and `${NAME}_pid`, and waits until it is ready.
+start_auth() {
+  local name=$1 port pid
+  shift
+  port=$(free_port)
+  env AUTH_LISTEN="127.0.0.1:$port" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway \
+    AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn "$@" \
+    "$CARGO_TARGET_DIR/release/auth-server" >"$work/$name.log" 2>&1 &
+  pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  printf -v "${name}_port" '%s' "$port"
+  printf -v "${name}_pid" '%s' "$pid"
+}
