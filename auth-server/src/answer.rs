@@ -264,6 +264,10 @@ pub fn log(decision: &Decision, request_id: Option<&str>, micros: u128) {
         Decision::Deny { reason, .. } => ("deny", reason_code(reason)),
     };
     crate::metrics::observe_decision(result, reason, micros as f64 / 1e6);
+    // The joined lists below are built only when the line is written.
+    if !tracing::enabled!(target: "decision", tracing::Level::INFO) {
+        return;
+    }
     match decision {
         Decision::Allow(allowed) => {
             let methods: Vec<&str> = allowed

@@ -287,8 +287,13 @@ fn spawn_grpc(authorizer: Arc<Authorizer>, listener: std::net::TcpListener) -> s
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: escape codes would end up in files, pipes and log collectors
+    // (and cost a third of a check's instructions).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stdout);
     match format {
         LogFormat::Json => builder

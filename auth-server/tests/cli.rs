@@ -143,6 +143,39 @@ fn version_and_help_work() {
     assert!(stdout(&help).contains("AUTH_SCOPES_FILE"));
 }
 
+#[test]
+fn logs_written_to_a_pipe_carry_no_terminal_colour_codes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let scopes = scopes_file();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .env_clear()
+        .envs(OIDC)
+        .env("AUTH_LISTEN", &listen)
+        .env("AUTH_SCOPES_FILE", &scopes)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("auth-server starts");
+    // The "starting" line is written before the listener opens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&listen).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill().unwrap();
+    let output = server.wait_with_output().unwrap();
+    let logs = stdout(&output);
+    assert!(logs.contains("starting"), "no start line in: {logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "escape codes in piped logs: {logs:?}"
+    );
+}
+
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "auth-server-cli-{}-{}",
