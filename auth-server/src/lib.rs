@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod http;
 pub mod jsonrpc;
 pub mod jwks;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod reload;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use auth_server::authorizer::Authorizer;
-use auth_server::config::{Config, LogFormat};
+use auth_server::config::Config;
 use auth_server::jwks::fetch::KeyStore;
 use auth_server::policy::{Access, CompiledPolicy};
 use auth_server::{grpc, http, metrics, reload};
@@ -202,7 +202,7 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    auth_server::logging::init(config.log_format);
     let policy = match CompiledPolicy::load(&config.scopes_file) {
         Ok(policy) => policy,
         Err(err) => {
@@ -282,25 +282,4 @@ fn spawn_grpc(authorizer: Arc<Authorizer>, listener: std::net::TcpListener) -> s
             }
         })?;
     Ok(())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: escape codes would end up in files, pipes and log collectors
-    // (and cost a third of a check's instructions).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stdout);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
 }
