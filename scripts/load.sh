@@ -8,6 +8,9 @@
 #
 #   scripts/load.sh                 # DURATION=10 CONNECTIONS=64 DISTINCT_TOKENS=10000
 set -euo pipefail
+# Decision logs at ~350 bytes per check would fill the disk: written to /dev/null, which
+# still pays for formatting and writing each line.
+LOG_TO_FILE=${LOG_TO_FILE:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/env.sh

@@ -7,6 +7,9 @@
 #
 #   scripts/soak.sh      # DURATION=600 SAMPLE=30 WARMUP=60 TOKENS=10000 CACHE=2000 CONNECTIONS=16
 set -euo pipefail
+# Decision logs at ~350 bytes per check would fill the disk: written to /dev/null, which
+# still pays for formatting and writing each line.
+LOG_TO_FILE=${LOG_TO_FILE:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/env.sh

@@ -35,14 +35,17 @@ PY
 }
 
 # start_auth NAME [VAR=value ...]: a release auth-server on a free port (extra settings as
-# arguments); sets `${NAME}_port` and `${NAME}_pid`, and waits until it is ready.
+# arguments); sets `${NAME}_port` and `${NAME}_pid`, and waits until it is ready. It logs as
+# in production (RUST_LOG=info, one JSON line per decision; AUTH_RUST_LOG overrides) to
+# $work/NAME.log, or to /dev/null with LOG_TO_FILE=0 (long runs: ~350 bytes per check).
 start_auth() {
-  local name=$1 port pid
+  local name=$1 port pid log="$work/$1.log"
   shift
+  [[ ${LOG_TO_FILE:-1} == 1 ]] || log=/dev/null
   port=$(free_port)
   env AUTH_LISTEN="127.0.0.1:$port" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" AUTH_AUDIENCES=mcp-gateway \
-    AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG=warn "$@" \
-    "$CARGO_TARGET_DIR/release/auth-server" >"$work/$name.log" 2>&1 &
+    AUTH_SCOPES_FILE="$root/scopes.yml" RUST_LOG="${AUTH_RUST_LOG:-info}" AUTH_LOG_FORMAT=json "$@" \
+    "$CARGO_TARGET_DIR/release/auth-server" >"$log" 2>&1 &
   pid=$!
   pids+=($pid)
   wait_port "$port"
