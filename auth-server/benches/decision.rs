@@ -23,7 +23,7 @@ use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn bench_decision(c: &mut Criterion) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+    let path = example_scopes();
     let policy = CompiledPolicy::load(&path).unwrap();
     let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
     let rules = cognito_rules();

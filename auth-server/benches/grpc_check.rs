@@ -28,7 +28,7 @@ use prost::Message as _;
 use serde_json::json;
 
 fn service() -> CheckService {
-    let scopes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+    let scopes = example_scopes();
     let config = Config::from_vars([
         ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
         ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),

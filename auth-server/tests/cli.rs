@@ -17,7 +17,11 @@ fn stdout(output: &Output) -> String {
 }
 
 fn scopes_file() -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // At run time: a binary reused from a build cache shared by several clones must read this
+    // clone's file.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
         .join("../scopes.yml")
         .display()
         .to_string()

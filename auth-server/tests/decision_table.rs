@@ -25,7 +25,7 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+        let path = example_scopes();
         World {
             policy: CompiledPolicy::load(&path).expect("shipped scopes.yml compiles"),
             keys: KeySet::from_json(&jwks(&[rsa_key()])).unwrap(),

@@ -47,7 +47,7 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+        let path = example_scopes();
         let signing = &published_rsa_key().key;
         World {
             policy: CompiledPolicy::load(&path).expect("shipped scopes.yml compiles"),

@@ -76,7 +76,7 @@ struct Gateway {
 }
 
 async fn start(key_server: &KeyServer, extra: &[(&str, &str)]) -> Gateway {
-    let scopes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scopes.yml");
+    let scopes = example_scopes();
     let mut vars = vec![
         ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
         ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),

@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The repository root.
+/// The repository root, found at run time (cargo sets `CARGO_MANIFEST_DIR` when it runs tests:
+/// the tested package's directory, a child of the root): a test binary reused from a build
+/// cache shared by several clones must use this clone's files, not those of the clone it was
+/// built in.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()

@@ -219,3 +219,14 @@ pub fn hmac(algorithm: &str, secret: &[u8], message: &[u8]) -> Vec<u8> {
     let key = aws_lc_rs::hmac::Key::new(algorithm, secret);
     aws_lc_rs::hmac::sign(&key, message).as_ref().to_vec()
 }
+
+/// The example policy at the repository root. Found at run time (cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs tests and benches): a test binary reused from a build
+/// cache shared by several clones must read this clone's file, not the one it was built in.
+#[allow(dead_code)]
+pub fn example_scopes() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("../scopes.yml")
+}
