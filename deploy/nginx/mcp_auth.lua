@@ -172,13 +172,28 @@ local function lower_headers(headers)
     return out
 end
 
+-- The answer's headers by lower-case name. auth-server sends lower-case names (its allow
+-- answer always carries x-server-name): used as they are. Any other answer is normalised.
+local function answer_headers(headers)
+    if headers == nil then return {} end
+    if headers["x-server-name"] ~= nil then return headers end
+    return lower_headers(headers)
+end
+
 local function is_json(content_type)
     return type(content_type) == "string"
         and str_match(str_lower(content_type), "^%s*application/[%w.+-]*json") ~= nil
 end
 
+-- Read-only sets for auth-server's usual `x-envoy-auth-headers-to-remove` values.
+local REMOVE_AUTHORIZATION = { ["authorization"] = true }
+local REMOVE_X_AUTHORIZATION = { ["x-authorization"] = true }
+
 -- Names listed in `x-envoy-auth-headers-to-remove` (comma-separated, possibly repeated).
 local function removal_set(value)
+    -- auth-server's usual answers, without a pattern match.
+    if value == "x-authorization" then return REMOVE_X_AUTHORIZATION end
+    if value == "authorization" then return REMOVE_AUTHORIZATION end
     local set = {}
     if value == nil then return set end
     local values = type(value) == "table" and value or { value }
@@ -223,7 +238,7 @@ function _M.check()
     -- GET/DELETE): without `body`, a POST subrequest would inherit the parent's body and a
     -- GET one would get none. The original method travels in X-Original-Method.
     local res = ngx.location.capture(AUTH_LOCATION, { method = ngx.HTTP_POST, body = body })
-    local headers = lower_headers(res.header or {})
+    local headers = answer_headers(res.header)
 
     if res.truncated then
         ngx.log(ngx.ERR, "mcp_auth: auth-server answer truncated (status ", res.status, ")")
