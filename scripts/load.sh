@@ -168,19 +168,19 @@ run_grpc() { # name addr tokens-file: the gRPC Check path (examples/grpc_load.rs
 
 echo "[load] $DURATION s per run, $CONNECTIONS connections, $THREADS wrk threads" >&2
 results=()
-results+=("$(run ceiling "http://127.0.0.1:$upstream_port/" plain.lua)")
-results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/one-token.txt")")
+results+=("$(run ceiling "http://127.0.0.1:$upstream_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
+results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
 rss_loaded=$(rss_kib "$auth_pid")
-results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
+results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" tools_call.lua TOKENS_FILE="$work/many-tokens.txt")")
 rss_distinct=$(rss_kib "$auth_pid")
-results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" validate.lua TOKENS_FILE="$work/many-tokens.txt")")
+results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" tools_call.lua TOKENS_FILE="$work/many-tokens.txt")")
 results+=("$(run_grpc grpc-cached "127.0.0.1:$grpc_port" "$work/one-token.txt")")
-results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" plain.lua)")
-results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-no-auth "http://127.0.0.1:$envoy_no_auth_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-http-auth "http://127.0.0.1:$envoy_http_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-grpc-auth "http://127.0.0.1:$envoy_grpc_port/fininfo/mcp" validate.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
+results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-no-auth "http://127.0.0.1:$envoy_no_auth_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-http-auth "http://127.0.0.1:$envoy_http_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run envoy-grpc-auth "http://127.0.0.1:$envoy_grpc_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
 
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 rps_of() { for r in "${results[@]}"; do [[ $r == "$1 "* ]] && field "$r" rps; done; }

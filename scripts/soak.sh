@@ -38,7 +38,7 @@ start_auth auth AUTH_TOKEN_CACHE_SIZE="$CACHE" AUTH_METRICS_LISTEN="127.0.0.1:$m
 cache_entries() { curl -fs "http://127.0.0.1:$metrics_port/metrics" | awk '/^auth_token_cache_entries / {print $2}'; }
 
 echo "[soak] $DURATION s, $CONNECTIONS connections, $TOKENS distinct tokens, cache of $CACHE" >&2
-TOKENS_FILE="$work/many-tokens.txt" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s scripts/load/validate.lua \
+TOKENS_FILE="$work/many-tokens.txt" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s scripts/load/tools_call.lua \
   "http://127.0.0.1:$auth_port/validate" >"$work/wrk.out" &
 wrk_pid=$!
 pids+=($wrk_pid)
