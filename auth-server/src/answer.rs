@@ -280,16 +280,17 @@ pub fn log(decision: &Decision, request_id: Option<&str>, micros: u128) {
                 .iter()
                 .filter_map(|call| call.tool.as_deref())
                 .collect();
+            // Plain `&str` fields: recorded as strings, not through `Display` formatting.
             tracing::info!(
                 target: "decision",
                 result = "allow",
                 status = 200,
-                who = %allowed.identity.subject,
-                client_id = %allowed.identity.client_id,
-                groups = %allowed.identity.groups.join(","),
-                server = %allowed.server,
-                method = %methods.join(","),
-                tool = %tools.join(","),
+                who = allowed.identity.subject.as_str(),
+                client_id = allowed.identity.client_id.as_str(),
+                groups = allowed.identity.groups.join(",").as_str(),
+                server = allowed.server.as_str(),
+                method = methods.join(",").as_str(),
+                tool = tools.join(",").as_str(),
                 reason = "allowed",
                 micros = micros as u64,
                 request_id,
@@ -310,7 +311,11 @@ pub fn log(decision: &Decision, request_id: Option<&str>, micros: u128) {
                 status = status_of(reason),
                 who = identity.as_ref().map(|id| id.subject.as_str()).unwrap_or(""),
                 client_id = identity.as_ref().map(|id| id.client_id.as_str()).unwrap_or(""),
-                groups = identity.as_ref().map(|id| id.groups.join(",")).unwrap_or_default(),
+                groups = identity
+                    .as_ref()
+                    .map(|id| id.groups.join(","))
+                    .unwrap_or_default()
+                    .as_str(),
                 server,
                 method,
                 tool,
