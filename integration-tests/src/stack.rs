@@ -217,7 +217,12 @@ impl Idp {
                 child: Some(child),
                 log,
             },
-            client: reqwest::Client::new(),
+            // No kept-alive connections: node closes idle ones after 5 s, and a request sent
+            // as it closes one fails with a reset (seen once in `key_rotation_under_load`).
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("HTTP client"),
         }
     }
 

@@ -93,6 +93,10 @@ impl KeyStore {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
+            // Fetches are minutes apart: a kept-alive connection would mostly be one the IdP
+            // is closing (its keep-alive timeout is seconds), and a request sent as it closes
+            // fails with a reset. A fresh connection per fetch costs nothing that matters.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("mcp-auth-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
