@@ -25,10 +25,6 @@ RUNS=${RUNS:-}
 { command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ] \
   && .venv/bin/python -c 'import envoy, yaml'; } >/dev/null 2>&1 || ./scripts/setup.sh >/dev/null
 cargo build --release --quiet -p auth-server --bin auth-server --example grpc_load
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
 . scripts/load/common.sh
 start_idp
@@ -59,9 +55,7 @@ http {
   }
 }
 CONF
-/usr/sbin/nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/upstream.log" &
-pids+=($!)
-wait_port "$upstream_port"
+start_nginx upstream "$upstream_port"
 
 # Baseline: the same route proxied without auth.
 proxy_port=$(free_port)
@@ -82,9 +76,7 @@ http {
   }
 }
 CONF
-/usr/sbin/nginx -p "$work/proxy" -c "$work/proxy/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/proxy.log" &
-pids+=($!)
-wait_port "$proxy_port"
+start_nginx proxy "$proxy_port"
 
 # A near-zero-cost auth stub: nginx answering every check with an allow and the identity
 # headers auth-server would send. The deploy/nginx gateway in front of it measures what the
@@ -114,23 +106,11 @@ http {
   }
 }
 CONF
-/usr/sbin/nginx -p "$work/stub" -c "$work/stub/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/stub.log" &
-pids+=($!)
-wait_port "$stub_port"
-stub_gateway_port=$(free_port)
-GATEWAY_LISTEN="127.0.0.1:$stub_gateway_port" AUTH_SERVER="127.0.0.1:$stub_port" \
-MCP_SERVERS="fininfo=127.0.0.1:$upstream_port" deploy/nginx/render.sh "$work/stub-gateway" >/dev/null
-/usr/sbin/nginx -p "$work/stub-gateway" -c "$work/stub-gateway/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/stub-gateway.log" &
-pids+=($!)
-wait_port "$stub_gateway_port"
+start_nginx stub "$stub_port"
+start_gateway stub_gateway "$stub_port" "$upstream_port"
 
 # The gateway as deployed, in front of auth-server.
-gateway_port=$(free_port)
-GATEWAY_LISTEN="127.0.0.1:$gateway_port" AUTH_SERVER="127.0.0.1:$auth_port" \
-MCP_SERVERS="fininfo=127.0.0.1:$upstream_port" deploy/nginx/render.sh "$work/gateway" >/dev/null
-/usr/sbin/nginx -p "$work/gateway" -c "$work/gateway/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/gateway.log" &
-pids+=($!)
-wait_port "$gateway_port"
+start_gateway gateway "$auth_port" "$upstream_port"
 
 # Envoy as deployed (deploy/envoy): HTTP ext_authz, gRPC ext_authz, and the HTTP config with
 # ext_authz disabled on the MCP routes (the Envoy baseline). Envoy from the PyPI wheel.

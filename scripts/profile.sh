@@ -18,10 +18,6 @@ command -v valgrind >/dev/null || { echo "profile.sh: valgrind is missing (apt-g
 [ -d integration-tests/idp/node_modules/oidc-provider ] || ./scripts/setup.sh >/dev/null
 cargo build --release --quiet -p auth-server --bin auth-server --example grpc_load
 mkdir -p "$OUT"
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . scripts/load/common.sh
 start_idp
 issue_tokens 0

@@ -25,10 +25,6 @@ MAX_GROWTH_KIB=${MAX_GROWTH_KIB:-2048}
 
 { command -v wrk && [ -d integration-tests/idp/node_modules/oidc-provider ]; } >/dev/null || ./scripts/setup.sh >/dev/null
 cargo build --release --quiet -p auth-server --bin auth-server
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 . scripts/load/common.sh
 
 start_idp

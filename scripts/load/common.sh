@@ -1,6 +1,11 @@
-# Shared by scripts/load.sh and scripts/soak.sh (sourced, from the repository root): loopback
-# ports, the IdP, tokens and auth-server. The caller sets `work` (a temp dir) and `pids`
-# (an array whose processes its EXIT trap stops).
+# Shared by scripts/load.sh, soak.sh and profile.sh (sourced, from the repository root): a temp
+# dir (`work`) and the processes started (`pids`), both cleaned up on exit; loopback ports, the
+# IdP, tokens, auth-server and nginx.
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
@@ -52,4 +57,23 @@ start_auth() {
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   printf -v "${name}_port" '%s' "$port"
   printf -v "${name}_pid" '%s' "$pid"
+}
+
+# start_nginx NAME PORT: nginx with the config at $work/NAME/nginx.conf (prefix $work/NAME),
+# in the foreground of a background job; waits for PORT.
+start_nginx() {
+  /usr/sbin/nginx -p "$work/$1" -c "$work/$1/nginx.conf" -e stderr -g 'daemon off;' 2>"$work/$1.log" &
+  pids+=($!)
+  wait_port "$2"
+}
+
+# start_gateway NAME AUTH_PORT MCP_PORT: the deploy/nginx gateway (render.sh) in front of the
+# check service on AUTH_PORT, routing /fininfo/ to MCP_PORT; sets `${NAME}_port`.
+start_gateway() {
+  local name=$1 port
+  port=$(free_port)
+  GATEWAY_LISTEN="127.0.0.1:$port" AUTH_SERVER="127.0.0.1:$2" MCP_SERVERS="fininfo=127.0.0.1:$3" \
+    deploy/nginx/render.sh "$work/$name" >/dev/null
+  start_nginx "$name" "$port"
+  printf -v "${name}_port" '%s' "$port"
 }
