@@ -181,6 +181,30 @@ async fn allow_sets_identity_headers_and_ignores_spoofed_ones() {
 }
 
 #[actix_web::test]
+async fn an_identity_that_cannot_be_a_header_value_fails_closed() {
+    let keys = KeyServer::start(&[rsa_key()]);
+    let gateway = start(&keys, &[]).await;
+    gateway.keys.refresh().await.unwrap();
+    let mut claims = cognito_claims("agent-1", &["mcp-registry-operator"]);
+    claims["iat"] = json!(now() - 10);
+    claims["exp"] = json!(now() + 600);
+    claims["sub"] = json!("agent-1\r\nx-user: admin");
+    let token = rsa_key().sign(&claims);
+    let response = gateway
+        .validate(
+            Some(&token),
+            "/fininfo/mcp",
+            tools_call("get_stock_aggregates"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500, "never an allow without its headers");
+    assert_eq!(header(&response, "x-user"), "<absent>");
+    assert_eq!(header(&response, "x-server-name"), "<absent>");
+}
+
+#[actix_web::test]
 async fn ingress_token_in_authorization_is_marked_for_removal() {
     let keys = KeyServer::start(&[rsa_key()]);
     let gateway = start(&keys, &[]).await;
