@@ -36,65 +36,51 @@ start_auth nocache AUTH_TOKEN_CACHE_SIZE=0
 sleep 1
 rss_idle=$(rss_kib "$auth_pid")
 
-# The upstream and the ceiling: nginx answering 200 itself.
-upstream_port=$(free_port)
-mkdir -p "$work/upstream"
-cat >"$work/upstream/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/upstream/nginx.pid;
+# helper_nginx NAME WORKERS HTTP_DIRECTIVES: a plain nginx (no gateway config) on a free port
+# with the given http-level directives, `$port` standing for its port; sets `${NAME}_port`.
+helper_nginx() {
+  local name=$1 port
+  port=$(free_port)
+  mkdir -p "$work/$name"
+  cat >"$work/$name/nginx.conf" <<CONF
+worker_processes $2;
+pid $work/$name/nginx.pid;
 error_log stderr warn;
 events { worker_connections 1024; }
 http {
   access_log off;
-  client_body_temp_path $work/upstream; proxy_temp_path $work/upstream;
-  fastcgi_temp_path $work/upstream; uwsgi_temp_path $work/upstream; scgi_temp_path $work/upstream;
+  client_body_temp_path $work/$name; proxy_temp_path $work/$name;
+  fastcgi_temp_path $work/$name; uwsgi_temp_path $work/$name; scgi_temp_path $work/$name;
+  ${3//\$port/$port}
+}
+CONF
+  start_nginx "$name" "$port"
+  printf -v "${name}_port" '%s' "$port"
+}
+
+# The upstream and the ceiling: nginx answering 200 itself.
+helper_nginx upstream auto '
   client_body_buffer_size 64k;
   server {
-    listen 127.0.0.1:$upstream_port;
-    location / { default_type application/json; return 200 '{"jsonrpc":"2.0","id":7,"result":{}}'; }
-  }
-}
-CONF
-start_nginx upstream "$upstream_port"
+    listen 127.0.0.1:$port;
+    location / { default_type application/json; return 200 '"'"'{"jsonrpc":"2.0","id":7,"result":{}}'"'"'; }
+  }'
 
 # Baseline: the same route proxied without auth.
-proxy_port=$(free_port)
-mkdir -p "$work/proxy"
-cat >"$work/proxy/nginx.conf" <<CONF
-worker_processes auto;
-pid $work/proxy/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/proxy; proxy_temp_path $work/proxy;
-  fastcgi_temp_path $work/proxy; uwsgi_temp_path $work/proxy; scgi_temp_path $work/proxy;
+helper_nginx proxy auto "
   upstream up { server 127.0.0.1:$upstream_port; keepalive 64; }
   server {
-    listen 127.0.0.1:$proxy_port;
-    location /fininfo/ { proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-  }
-}
-CONF
-start_nginx proxy "$proxy_port"
+    listen 127.0.0.1:\$port;
+    location /fininfo/ { proxy_pass http://up/; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }
+  }"
 
 # A near-zero-cost auth stub: nginx answering every check with an allow and the identity
 # headers auth-server would send. The deploy/nginx gateway in front of it measures what the
 # nginx design itself costs, apart from auth-server.
-stub_port=$(free_port)
-mkdir -p "$work/stub"
-cat >"$work/stub/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/stub/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/stub; proxy_temp_path $work/stub;
-  fastcgi_temp_path $work/stub; uwsgi_temp_path $work/stub; scgi_temp_path $work/stub;
+helper_nginx stub 1 '
   keepalive_requests 100000;
   server {
-    listen 127.0.0.1:$stub_port;
+    listen 127.0.0.1:$port;
     location / {
       add_header x-user operator-agent; add_header x-username operator-agent;
       add_header x-client-id operator-agent; add_header x-scopes "mcp-servers-unrestricted/read";
@@ -103,10 +89,8 @@ http {
       add_header x-envoy-auth-headers-to-remove x-authorization;
       return 200;
     }
-  }
-}
-CONF
-start_nginx stub "$stub_port"
+  }'
+
 start_gateway stub_gateway "$stub_port" "$upstream_port"
 
 # The gateway as deployed, in front of auth-server.
