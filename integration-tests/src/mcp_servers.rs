@@ -182,6 +182,16 @@ impl UpstreamLog {
             .collect()
     }
 
+    /// The `params.name` of every JSON request received, oldest first: the tool of each
+    /// `tools/call` that reached the server.
+    pub fn called_names(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter_map(RecordedRequest::json)
+            .filter_map(|body| body["params"]["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.inner
             .lock()

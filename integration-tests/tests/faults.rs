@@ -920,14 +920,7 @@ async fn key_rotation_under_load_has_no_false_denial_and_no_false_allow() {
         assert!(log.contains(kid.as_str()), "key {kid} was installed");
     }
     // Only allowed calls reached the MCP server.
-    let reached_tools: Vec<String> = rig
-        .fininfo
-        .log()
-        .requests()
-        .iter()
-        .filter_map(|request| request.json())
-        .filter_map(|body| body["params"]["name"].as_str().map(str::to_owned))
-        .collect();
+    let reached_tools = rig.fininfo.log().called_names();
     let allowed = tally.get(&(Expect::Allowed, 200)).copied().unwrap_or(0);
     assert_eq!(reached_tools.len(), allowed);
     assert!(reached_tools.iter().all(|tool| tool == "print_stock_data"));
