@@ -29,10 +29,7 @@ use envoy_types::pb::google::rpc;
 use crate::answer::{self, Answer, HEADERS_TO_REMOVE};
 use crate::authorizer::Authorizer;
 use crate::decision::Body;
-use crate::request::{self, HeaderLookup};
-
-/// Stands for a header value that is not UTF-8: never a valid token, path or name.
-const UNREADABLE_HEADER: &str = "\u{fffd}";
+use crate::request::{self, HeaderLookup, UNREADABLE_HEADER};
 
 /// Check inputs that only a trusted gateway may set; in gRPC mode Envoy gives them as
 /// attributes, so client-sent copies are never read.

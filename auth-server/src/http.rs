@@ -12,10 +12,7 @@ use futures_util::StreamExt as _;
 use crate::answer::{self, Answer};
 use crate::authorizer::Authorizer;
 use crate::decision::Body;
-use crate::request::{self, HeaderLookup};
-
-/// Stands for a header value that is not visible ASCII: never a valid token, path or name.
-const UNREADABLE_HEADER: &str = "\u{fffd}";
+use crate::request::{self, HeaderLookup, UNREADABLE_HEADER};
 
 impl HeaderLookup for HeaderMap {
     fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {

@@ -5,6 +5,10 @@ use crate::decision::{
     Body, CheckRequest, CognitoHeaders, Credentials, IngressHeader, McpHeaders, TargetSource,
 };
 
+/// What a [`HeaderLookup`] gives for a header value it cannot read as text (not UTF-8, or not
+/// visible ASCII over HTTP/1.1): never a valid token, path or name, so the check refuses it.
+pub const UNREADABLE_HEADER: &str = "\u{fffd}";
+
 /// Read access to a request's headers, by lower-case name.
 pub trait HeaderLookup {
     /// Every value of the header `name` (lower-case), in order. Names are literals: a shell
