@@ -115,36 +115,35 @@ start_envoy envoy_no_auth deploy/envoy/envoy.yaml --no-auth
 start_envoy envoy_http deploy/envoy/envoy.yaml
 start_envoy envoy_grpc deploy/envoy/envoy-grpc.yaml
 
-run() { # name url script [env...]
-  local name=$1 url=$2 script=$3; shift 3
-  local line
-  [[ -z $RUNS || " $RUNS " == *" $name "* ]] || return 0
-  line=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "scripts/load/$script" "$url" | grep '^RESULT')
-  echo "$name $line"
+wanted() { [[ -z $RUNS || " $RUNS " == *" $1 "* ]]; }
+
+run() { # name url tokens-file: wrk with tools_call.lua
+  wanted "$1" || return 0
+  echo "$1 $(TOKENS_FILE="$3" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+    -s scripts/load/tools_call.lua "$2" | grep '^RESULT')"
 }
 
 run_grpc() { # name addr tokens-file: the gRPC Check path (examples/grpc_load.rs, in place of ghz)
-  local name=$1
-  [[ -z $RUNS || " $RUNS " == *" $name "* ]] || return 0
-  echo "$name $("$CARGO_TARGET_DIR/release/examples/grpc_load" --addr "$2" --tokens-file "$3" \
+  wanted "$1" || return 0
+  echo "$1 $("$CARGO_TARGET_DIR/release/examples/grpc_load" --addr "$2" --tokens-file "$3" \
     --connections "$CONNECTIONS" --duration "$DURATION" | grep '^RESULT')"
 }
 
 echo "[load] $DURATION s per run, $CONNECTIONS connections, $THREADS wrk threads" >&2
 results=()
-results+=("$(run ceiling "http://127.0.0.1:$upstream_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
-results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
+results+=("$(run ceiling "http://127.0.0.1:$upstream_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run validate-cached "http://127.0.0.1:$auth_port/validate" "$work/one-token.txt")")
 rss_loaded=$(rss_kib "$auth_pid")
-results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" tools_call.lua TOKENS_FILE="$work/many-tokens.txt")")
+results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" "$work/many-tokens.txt")")
 rss_distinct=$(rss_kib "$auth_pid")
-results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" tools_call.lua TOKENS_FILE="$work/many-tokens.txt")")
+results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" "$work/many-tokens.txt")")
 results+=("$(run_grpc grpc-cached "127.0.0.1:$grpc_port" "$work/one-token.txt")")
-results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt")")
-results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-no-auth "http://127.0.0.1:$envoy_no_auth_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-http-auth "http://127.0.0.1:$envoy_http_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
-results+=("$(run envoy-grpc-auth "http://127.0.0.1:$envoy_grpc_port/fininfo/mcp" tools_call.lua TOKENS_FILE="$work/one-token.txt" TARGET_PATH=/fininfo/mcp)")
+results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run nginx-with-auth "http://127.0.0.1:$gateway_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run envoy-no-auth "http://127.0.0.1:$envoy_no_auth_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run envoy-http-auth "http://127.0.0.1:$envoy_http_port/fininfo/mcp" "$work/one-token.txt")")
+results+=("$(run envoy-grpc-auth "http://127.0.0.1:$envoy_grpc_port/fininfo/mcp" "$work/one-token.txt")")
 
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 rps_of() { for r in "${results[@]}"; do [[ $r == "$1 "* ]] && field "$r" rps; done; }

@@ -3,7 +3,7 @@
 -- TOKENS_FILE: one token per line. With one token the request is built once and wrk sends it
 -- from C (no Lua per request); with several, one request per token is built at start and
 -- requests cycle through them. Either way the load generator spends the same CPU per request
--- on every row, so rows compare fairly. TARGET_PATH overrides the URL's path.
+-- on every row, so rows compare fairly. The path is the URL's.
 -- Prints requests/s, p50/p99/p99.9 latency and the error count at the end.
 local tokens = {}
 local file = assert(io.open(os.getenv("TOKENS_FILE"), "r"))
@@ -27,7 +27,6 @@ end
 
 wrk.method = "POST"
 wrk.body = body
-wrk.path = os.getenv("TARGET_PATH") or wrk.path
 if #tokens == 1 then
   wrk.headers = headers(tokens[1])
 else
