@@ -230,3 +230,4 @@ pub fn example_scopes() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
         .join("../scopes.yml")
 }
+pub mod worst_case;
