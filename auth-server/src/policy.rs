@@ -368,15 +368,22 @@ impl<'de> Visitor<'de> for PolicySeed<'_> {
                 let entries: Vec<EntryFile> = map.next_value()?;
                 let scope = policy.scopes.entry(key.clone()).or_default();
                 for (index, entry) in entries.into_iter().enumerate() {
+                    let EntryFile::Server {
+                        server,
+                        methods,
+                        tools,
+                    } = entry
+                    else {
+                        continue;
+                    };
                     let grant = Grant {
                         origin: format!("{key}[{index}]"),
-                        methods: entry.methods.0,
-                        tools: entry
-                            .tools
+                        methods: methods.0,
+                        tools: tools
                             .map(|tools| tools.0)
                             .unwrap_or(NameSet::Only(HashSet::new())),
                     };
-                    match entry.server {
+                    match server {
                         ServerName::Any => scope.any_server.push(grant),
                         ServerName::Exact(server) => {
                             scope.by_server.entry(server).or_default().push(grant)
@@ -464,14 +471,59 @@ impl<'de> Visitor<'de> for ScopeListSeed<'_> {
     }
 }
 
-/// One entry of a scope as written in the file.
+/// One entry of a scope as written in the file: a server grant, or (in the registry's newer
+/// files) agent actions, which are for the registry and grant nothing here.
+#[derive(Deserialize)]
+#[serde(try_from = "EntryFields")]
+enum EntryFile {
+    Server {
+        server: ServerName,
+        methods: NameList,
+        tools: Option<NameList>,
+    },
+    AgentActions,
+}
+
+/// Every key an entry may hold; which combination makes an entry is decided in `try_from`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EntryFile {
-    server: ServerName,
-    methods: NameList,
-    #[serde(default)]
+struct EntryFields {
+    server: Option<ServerName>,
+    methods: Option<NameList>,
     tools: Option<NameList>,
+    agents: Option<IgnoredAny>,
+}
+
+impl TryFrom<EntryFields> for EntryFile {
+    type Error = String;
+
+    fn try_from(fields: EntryFields) -> Result<Self, String> {
+        match fields {
+            EntryFields {
+                agents: Some(_),
+                server: None,
+                methods: None,
+                tools: None,
+            } => Ok(EntryFile::AgentActions),
+            EntryFields {
+                agents: Some(_), ..
+            } => Err(
+                "an entry holds either `agents` or `server`/`methods`/`tools`, not both".to_owned(),
+            ),
+            EntryFields { server: None, .. } => Err("missing field `server`".to_owned()),
+            EntryFields { methods: None, .. } => Err("missing field `methods`".to_owned()),
+            EntryFields {
+                server: Some(server),
+                methods: Some(methods),
+                tools,
+                agents: None,
+            } => Ok(EntryFile::Server {
+                server,
+                methods,
+                tools,
+            }),
+        }
+    }
 }
 
 /// `server:` — a name (trimmed of `/`) or `*`.
@@ -769,6 +821,35 @@ s:
         assert_eq!(summary.servers, ["*", "s1"]);
         assert_eq!(summary.tools, ["t1"]);
         assert_eq!(summary.scopes_no_group_maps_to, ["b"]);
+    }
+
+    #[test]
+    fn agent_action_entries_of_the_registry_are_accepted_and_grant_nothing() {
+        let yaml = r#"
+group_mappings:
+  g: [s]
+s:
+  - server: fininfo
+    methods: [tools/list]
+  - agents:
+      actions:
+        - action: list_agents
+          resources: [all]
+"#;
+        let policy = CompiledPolicy::from_yaml(yaml).expect("an agents entry is accepted");
+        let list = Access::Method {
+            method: "tools/list",
+            tool: None,
+        };
+        assert!(policy.allows(&["s"], "fininfo", list));
+        assert!(!policy.allows(&["s"], "agents", Access::AnyEntry));
+        // Only `agents` is new: a misspelt key still stops the start, with its position.
+        let typo = "s:\n  - agent: {actions: []}\n";
+        let err = CompiledPolicy::from_yaml(typo).expect_err("typo refused");
+        assert!(err.contains("agent") && err.contains("line 2"), "{err}");
+        let mixed = "s:\n  - agents: {actions: []}\n    methods: [ping]\n";
+        let err = CompiledPolicy::from_yaml(mixed).expect_err("half an entry refused");
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
