@@ -39,7 +39,7 @@ fn bench_jsonrpc(c: &mut Criterion) {
         ("batch_of_50", &batch),
     ] {
         group.bench_function(name, |b| {
-            b.iter(|| jsonrpc::parse(black_box(body.as_bytes())).unwrap())
+            b.iter(|| jsonrpc::parse(black_box(body.as_bytes()), 100).unwrap())
         });
     }
     group.finish();

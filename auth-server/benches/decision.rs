@@ -11,13 +11,10 @@ use std::hint::black_box;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use auth_server::answer::{AnswerSettings, answer};
-use auth_server::decision::{
-    Body, CheckRequest, CognitoHeaders, CognitoPool, Context, Credentials, Decision, IngressHeader,
-    McpHeaders, TargetSource, decide,
-};
+use auth_server::decision::{CognitoPool, Decision, decide};
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::request;
+use auth_server::request::{self, Body};
 use auth_server::token::{TokenCache, verify};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -31,30 +28,18 @@ fn bench_decision(c: &mut Criterion) {
         region: "us-east-1".into(),
         user_pool_id: "us-east-1_Test".into(),
     };
-    let cache = TokenCache::new(10_000);
-    let context = Context {
-        policy: &policy,
-        keys: Some(&keys),
-        key_generation: 1,
-        rules: &rules,
-        cognito_pool: Some(&pool),
-        cache: &cache,
-        now: NOW,
-    };
+    let mut core = Core::new(
+        policy,
+        Some(KeySet::from_json(&jwks(&[rsa_key()])).unwrap()),
+        rules.clone(),
+        Some(pool),
+    );
+    core.cache = TokenCache::new(10_000);
+    let context = core.context(NOW);
     let token = rsa_key().sign(&cognito_claims("agent-1", &["mcp-registry-operator"]));
     let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_stock_aggregates","arguments":{"stock_ticker":"AAPL","multiplier":1,"timespan":"day","from_date":"2026-01-01","to_date":"2026-01-31"}}}"#;
-    let request = CheckRequest {
-        method: "POST",
-        target: TargetSource::Path("/fininfo/mcp"),
-        body: Body::Complete(body),
-        credentials: Credentials::Bearer {
-            token: &token,
-            header: IngressHeader::XAuthorization,
-        },
-        cognito: CognitoHeaders::default(),
-        mcp: McpHeaders::default(),
-        carried_pool_headers: (false, false),
-    };
+    let check = TestCheck::post("/fininfo/mcp", Some(&token), &body[..]);
+    let request = check.facts();
     assert!(matches!(decide(&request, &context), Decision::Allow(_)));
 
     c.bench_function("decide/cached_token/tools_call", |b| {
@@ -78,15 +63,14 @@ fn bench_decision(c: &mut Criterion) {
         );
     }
     let settings = AnswerSettings {
-        auth_method: "cognito",
         resource_metadata: None,
         max_body_bytes: 1 << 20,
     };
     c.bench_function("check/headers_to_answer/tools_call", |b| {
         b.iter(|| {
             let check = request::read(black_box(&headers), "POST", None, Body::Complete(body));
-            let answer = answer(&decide(&check, black_box(&context)), &settings);
-            assert_eq!(answer.status, 200);
+            let answer = answer(decide(&check, black_box(&context)), &settings);
+            assert_eq!(answer.status.http, 200);
             answer
         })
     });

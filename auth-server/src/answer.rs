@@ -1,89 +1,86 @@
-//! The one place where a [`Decision`] becomes a status, headers and a body, and one log line.
-//! The HTTP and gRPC shells only transcribe an [`Answer`] into their protocol.
+//! The one place where a [`Decision`] becomes a protocol-neutral [`Answer`]: a status (HTTP and
+//! gRPC), headers to set (values already checked), headers to remove, and a body. The HTTP and
+//! gRPC shells only transcribe it.
 
 use serde_json::json;
 
-use crate::decision::{Allowed, Decision, DenyReason};
+use crate::decision::{Decision, DenyReason, HeaderProblem};
+use crate::headers::{HeaderText, UnsafeValue};
 use crate::token::TokenError;
 
-/// What the shells need besides the decision.
+/// What the answers need besides the decision.
 #[derive(Debug, Clone)]
 pub struct AnswerSettings {
-    /// `X-Auth-Method`.
-    pub auth_method: &'static str,
     /// RFC 9728 metadata URL for `WWW-Authenticate`, when `AUTH_RESOURCE_URL` is set.
     pub resource_metadata: Option<String>,
     /// `AUTH_MAX_BODY_BYTES`, for the 413 message.
     pub max_body_bytes: usize,
 }
 
+/// `google.rpc.Code` of an answer, for Envoy's gRPC `CheckResponse`: OK allows, anything else
+/// denies with the HTTP status of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcCode {
+    /// Allowed.
+    Ok = 0,
+    /// Refused for what the request is or asks.
+    PermissionDenied = 7,
+    /// No decision possible now.
+    Unavailable = 14,
+    /// The caller is not authenticated.
+    Unauthenticated = 16,
+}
+
+/// The status of an answer in both protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// HTTP status the client gets.
+    pub http: u16,
+    /// gRPC code of Envoy's `CheckResponse`.
+    pub rpc: RpcCode,
+}
+
 /// A protocol-neutral answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers, lower-case names.
-    pub headers: Vec<(&'static str, String)>,
-    /// JSON body, for denials.
+    /// The status.
+    pub status: Status,
+    /// Headers to set, lower-case names: on allow for the upstream request, on deny for the
+    /// client's answer.
+    pub set_headers: Vec<(&'static str, HeaderText)>,
+    /// Request headers to drop before the upstream (allow only), lower-case names.
+    pub remove_headers: Vec<&'static str>,
+    /// JSON body of a denial.
     pub body: Option<String>,
 }
 
-/// Identity headers set on allow; the gateway drops any client-sent copies.
-pub const IDENTITY_HEADERS: [&str; 8] = [
-    "x-user",
-    "x-username",
-    "x-client-id",
-    "x-scopes",
-    "x-auth-method",
-    "x-server-name",
-    "x-method",
-    "x-tool-name",
-];
-
-/// Envoy's header naming the request headers to drop before the upstream.
-pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
-
-/// Turns a decision into an answer.
-pub fn answer(decision: &Decision, settings: &AnswerSettings) -> Answer {
-    match decision {
-        Decision::Allow(allowed) => allow(allowed, settings),
-        Decision::Deny { reason, .. } => deny(reason, settings),
+impl Answer {
+    /// Whether the request may go on to the upstream.
+    pub fn allows(&self) -> bool {
+        self.status.rpc == RpcCode::Ok
     }
 }
 
-fn allow(allowed: &Allowed, settings: &AnswerSettings) -> Answer {
-    let joined = |field: fn(&crate::decision::CallSummary) -> &str| {
-        allowed
-            .calls
-            .iter()
-            .map(field)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let values = [
-        allowed.identity.subject.clone(),
-        allowed.identity.username.clone(),
-        allowed.identity.client_id.clone(),
-        allowed.scopes.join(" "),
-        settings.auth_method.to_owned(),
-        allowed.server.clone(),
-        joined(|call| &call.method),
-        joined(|call| call.tool.as_deref().unwrap_or("")),
-    ];
-    let mut headers: Vec<(&'static str, String)> =
-        IDENTITY_HEADERS.into_iter().zip(values).collect();
-    headers.push((HEADERS_TO_REMOVE, allowed.ingress_headers.join(",")));
-    Answer {
-        status: 200,
-        headers,
-        body: None,
+/// Turns a decision into an answer.
+pub fn answer(decision: Decision, settings: &AnswerSettings) -> Answer {
+    match decision {
+        Decision::Allow(allowed) => Answer {
+            status: Status {
+                http: 200,
+                rpc: RpcCode::Ok,
+            },
+            set_headers: allowed.headers.into_pairs().collect(),
+            remove_headers: allowed.ingress_headers,
+            body: None,
+        },
+        Decision::Deny { reason, .. } => deny(&reason, settings),
     }
 }
 
 fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
     let status = status_of(reason);
-    let description = sanitize(&describe(reason, settings));
-    let mut headers = vec![("content-type", "application/json".to_owned())];
+    let description = describe(reason, settings);
+    let mut headers = vec![("content-type", HeaderText::sanitized("application/json"))];
     let body = match reason {
         DenyReason::BadMessage(err) => json!({
             "jsonrpc": "2.0",
@@ -93,12 +90,11 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
         DenyReason::Forbidden(forbidden) => {
             let mut params = vec![r#"error="insufficient_scope""#.to_owned()];
             if !forbidden.scopes_that_allow.is_empty() {
-                let scopes = sanitize(&forbidden.scopes_that_allow.join(" "));
+                let scopes = quotable(&forbidden.scopes_that_allow.join(" "));
                 params.push(format!(r#"scope="{scopes}""#));
             }
             params.extend(resource_metadata_param(settings));
-            let challenge = bearer_challenge(&params);
-            headers.push(("www-authenticate", challenge));
+            headers.push(("www-authenticate", bearer_challenge(&params)));
             json!({
                 "error": "insufficient_scope",
                 "error_description": description,
@@ -107,26 +103,31 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
                 "tool": forbidden.call.tool,
             })
         }
-        _ if status == 401 => {
+        _ if status.http == 401 => {
             let token_sent = !matches!(reason, DenyReason::NoCredentials);
             let mut params: Vec<String> = resource_metadata_param(settings).into_iter().collect();
             if token_sent {
                 params.push(r#"error="invalid_token""#.to_owned());
-                params.push(format!(r#"error_description="{description}""#));
+                params.push(format!(r#"error_description="{}""#, quotable(&description)));
             }
             headers.push(("www-authenticate", bearer_challenge(&params)));
             json!({"error": if token_sent { "invalid_token" } else { "unauthorized" }, "error_description": description})
         }
         _ => {
-            if let DenyReason::MethodNotAllowed(_) = reason {
-                headers.push(("allow", "GET, POST, DELETE".to_owned()));
+            match reason {
+                DenyReason::MethodNotAllowed(_) => {
+                    headers.push(("allow", HeaderText::sanitized("GET, POST, DELETE")));
+                }
+                DenyReason::Busy => headers.push(("retry-after", HeaderText::sanitized("1"))),
+                _ => {}
             }
             json!({"error": error_code(reason), "error_description": description})
         }
     };
     Answer {
         status,
-        headers,
+        set_headers: headers,
+        remove_headers: Vec::new(),
         body: Some(body.to_string()),
     }
 }
@@ -134,43 +135,49 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
 /// `resource_metadata="..."` (RFC 9728), when `AUTH_RESOURCE_URL` is set.
 fn resource_metadata_param(settings: &AnswerSettings) -> Option<String> {
     let url = settings.resource_metadata.as_ref()?;
-    Some(format!(r#"resource_metadata="{}""#, sanitize(url)))
+    Some(format!(r#"resource_metadata="{}""#, quotable(url)))
 }
 
 /// `Bearer` followed by its parameters, comma-separated (RFC 6750 §3).
-fn bearer_challenge(params: &[String]) -> String {
+fn bearer_challenge(params: &[String]) -> HeaderText {
     if params.is_empty() {
-        "Bearer".to_owned()
+        HeaderText::sanitized("Bearer")
     } else {
-        format!("Bearer {}", params.join(", "))
+        HeaderText::sanitized(&format!("Bearer {}", params.join(", ")))
     }
 }
 
 /// The status of each reason; the only such mapping in the crate.
-pub fn status_of(reason: &DenyReason) -> u16 {
-    match reason {
-        DenyReason::BodyTooLarge => 413,
+pub fn status_of(reason: &DenyReason) -> Status {
+    let (http, rpc) = match reason {
+        DenyReason::BodyTooLarge => (413, RpcCode::PermissionDenied),
         DenyReason::NoCredentials
         | DenyReason::BadCredentials(_)
         | DenyReason::Token(_)
-        | DenyReason::CognitoHeaderMismatch(_) => 401,
-        DenyReason::NoKeySet => 503,
-        DenyReason::BadTarget(_) | DenyReason::BadMessage(_) => 400,
-        DenyReason::MethodNotAllowed(_) => 405,
-        DenyReason::Forbidden(_) => 403,
-    }
+        | DenyReason::CognitoHeader { .. } => (401, RpcCode::Unauthenticated),
+        DenyReason::NoKeySet | DenyReason::Busy => (503, RpcCode::Unavailable),
+        DenyReason::IngressTokenAsEgress
+        | DenyReason::BadHeader { .. }
+        | DenyReason::BadTarget(_)
+        | DenyReason::BadMessage(_) => (400, RpcCode::PermissionDenied),
+        DenyReason::MethodNotAllowed(_) => (405, RpcCode::PermissionDenied),
+        DenyReason::Forbidden(_) => (403, RpcCode::PermissionDenied),
+        DenyReason::UnsafeIdentity(_) => (500, RpcCode::PermissionDenied),
+    };
+    Status { http, rpc }
 }
 
 fn error_code(reason: &DenyReason) -> &'static str {
     match reason {
         DenyReason::BodyTooLarge => "request_too_large",
-        DenyReason::NoKeySet => "temporarily_unavailable",
+        DenyReason::NoKeySet | DenyReason::Busy => "temporarily_unavailable",
         DenyReason::MethodNotAllowed(_) => "method_not_allowed",
+        DenyReason::UnsafeIdentity(_) => "identity_not_representable",
         _ => "invalid_request",
     }
 }
 
-/// A short, stable name for the log's `reason` field.
+/// A short, stable name for the log's `reason` field and the metrics label.
 pub fn reason_code(reason: &DenyReason) -> &'static str {
     match reason {
         DenyReason::BodyTooLarge => "body_too_large",
@@ -190,8 +197,10 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
             TokenError::NotAccessToken => "token_not_access_token",
             _ => "token_invalid",
         },
-        DenyReason::CognitoHeaderMismatch(_) => "cognito_header_mismatch",
+        DenyReason::CognitoHeader { .. } => "cognito_header_mismatch",
         DenyReason::NoKeySet => "no_key_set",
+        DenyReason::IngressTokenAsEgress => "ingress_token_as_egress",
+        DenyReason::BadHeader { .. } => "bad_header",
         DenyReason::BadTarget(_) => "bad_target",
         DenyReason::BadMessage(err) if err.code == crate::jsonrpc::code::HEADER_MISMATCH => {
             "mcp_header_mismatch"
@@ -199,6 +208,8 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
         DenyReason::BadMessage(_) => "bad_jsonrpc",
         DenyReason::MethodNotAllowed(_) => "method_not_allowed",
         DenyReason::Forbidden(_) => "insufficient_scope",
+        DenyReason::UnsafeIdentity(_) => "identity_not_representable",
+        DenyReason::Busy => "busy",
     }
 }
 
@@ -216,12 +227,27 @@ pub fn describe(reason: &DenyReason, settings: &AnswerSettings) -> String {
         }
         DenyReason::BadCredentials(why) => (*why).to_owned(),
         DenyReason::Token(err) => err.to_string(),
-        DenyReason::CognitoHeaderMismatch(header) => {
-            format!("{header} does not match the configured pool or the token")
-        }
+        DenyReason::CognitoHeader { header, problem } => match problem {
+            HeaderProblem::Mismatch => {
+                format!("{header} does not match the configured pool or the token")
+            }
+            HeaderProblem::Repeated => format!("{header} is repeated"),
+            HeaderProblem::Unreadable => format!("{header} is not readable text"),
+        },
         DenyReason::NoKeySet => {
             "the identity provider's key set is not available yet; retry later".to_owned()
         }
+        DenyReason::Busy => {
+            "too many large request bodies are being inspected at once; retry shortly".to_owned()
+        }
+        DenyReason::IngressTokenAsEgress => "the ingress token is also in `Authorization`: it \
+            never goes upstream; send the egress token there, or no `Authorization`"
+            .to_owned(),
+        DenyReason::BadHeader { header, problem } => match problem {
+            HeaderProblem::Repeated => format!("{header} is repeated"),
+            HeaderProblem::Unreadable => format!("{header} is not readable text"),
+            HeaderProblem::Mismatch => format!("{header} does not match the request"),
+        },
         DenyReason::BadTarget(err) => err.to_string(),
         DenyReason::BadMessage(err) => err.message.clone(),
         DenyReason::MethodNotAllowed(method) => {
@@ -240,11 +266,23 @@ pub fn describe(reason: &DenyReason, settings: &AnswerSettings) -> String {
                 forbidden.call.method, forbidden.server
             ),
         },
+        DenyReason::UnsafeIdentity(unsafe_header) => match unsafe_header.problem {
+            UnsafeValue::ControlCharacter => format!(
+                "the token's identity cannot be passed on: its value for {} holds a control \
+                 character",
+                unsafe_header.header
+            ),
+            UnsafeValue::TooLong => format!(
+                "the token's identity cannot be passed on: {} would be longer than the headers \
+                 the gateway carries",
+                unsafe_header.header
+            ),
+        },
     }
 }
 
 /// Makes text safe inside a quoted header parameter: printable ASCII, no `"` or `\`.
-fn sanitize(text: &str) -> String {
+fn quotable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '"' | '\\' => '\'',
@@ -252,77 +290,4 @@ fn sanitize(text: &str) -> String {
             _ => '?',
         })
         .collect()
-}
-
-/// Writes the decision's log line (who, client id, groups, server, method, tool, result,
-/// reason, latency and the gateway's request id; never a token or a body) and
-/// counts it in the metrics.
-pub fn log(decision: &Decision, request_id: Option<&str>, micros: u128) {
-    let request_id = request_id.unwrap_or("");
-    let (result, reason) = match decision {
-        Decision::Allow(_) => ("allow", "allowed"),
-        Decision::Deny { reason, .. } => ("deny", reason_code(reason)),
-    };
-    crate::metrics::observe_decision(result, reason, micros as f64 / 1e6);
-    // The joined lists below are built only when the line is written.
-    if !tracing::enabled!(target: "decision", tracing::Level::INFO) {
-        return;
-    }
-    match decision {
-        Decision::Allow(allowed) => {
-            let methods: Vec<&str> = allowed
-                .calls
-                .iter()
-                .map(|call| call.method.as_str())
-                .collect();
-            let tools: Vec<&str> = allowed
-                .calls
-                .iter()
-                .filter_map(|call| call.tool.as_deref())
-                .collect();
-            // Plain `&str` fields: recorded as strings, not through `Display` formatting.
-            tracing::info!(
-                target: "decision",
-                result = "allow",
-                status = 200,
-                who = allowed.identity.subject.as_str(),
-                client_id = allowed.identity.client_id.as_str(),
-                groups = allowed.identity.groups.join(",").as_str(),
-                server = allowed.server.as_str(),
-                method = methods.join(",").as_str(),
-                tool = tools.join(",").as_str(),
-                reason = "allowed",
-                micros = micros as u64,
-                request_id,
-            );
-        }
-        Decision::Deny { identity, reason } => {
-            let (server, method, tool) = match reason {
-                DenyReason::Forbidden(forbidden) => (
-                    forbidden.server.as_str(),
-                    forbidden.call.method.as_str(),
-                    forbidden.call.tool.as_deref().unwrap_or(""),
-                ),
-                _ => ("", "", ""),
-            };
-            tracing::info!(
-                target: "decision",
-                result = "deny",
-                status = status_of(reason),
-                who = identity.as_ref().map(|id| id.subject.as_str()).unwrap_or(""),
-                client_id = identity.as_ref().map(|id| id.client_id.as_str()).unwrap_or(""),
-                groups = identity
-                    .as_ref()
-                    .map(|id| id.groups.join(","))
-                    .unwrap_or_default()
-                    .as_str(),
-                server,
-                method,
-                tool,
-                reason = reason_code(reason),
-                micros = micros as u64,
-                request_id,
-            );
-        }
-    }
 }

@@ -1,100 +1,220 @@
-//! The process's shared state and the one async step around the pure core: refreshing the key
-//! set when a token names an unknown `kid`.
+//! The process's shared state and the one pipeline every shell runs:
+//! facts → snapshot → decide → record → answer.
+//!
+//! The shells (HTTP, gRPC) hand over a [`CheckInput`] and transcribe the [`Answer`]; everything
+//! in between happens here, once. Two things are not pure and live here rather than in the core:
+//! refreshing the key set when a token names an unknown `kid`, and deciding large bodies on the
+//! blocking pool, a bounded number at a time, so that a large inspection never holds up the I/O
+//! workers that decide everyone else's small checks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::answer::AnswerSettings;
+use crate::answer::{self, Answer, AnswerSettings};
 use crate::config::Config;
-use crate::decision::{self, CheckRequest, CognitoPool, Context, Decision, DenyReason};
+use crate::decision::{self, Context, Decision, DenyReason, Settings, Snapshot};
 use crate::jwks::fetch::KeyStore;
+use crate::metrics::{State, StateSource};
 use crate::policy::{CompiledPolicy, PolicyError};
-use crate::token::{TokenCache, TokenError, TokenRules};
+use crate::record;
+use crate::request::{Body, CheckRequest};
+use crate::token::{TokenCache, TokenError};
+
+/// Bodies up to this size are decided on the I/O worker that read them (a 64 KiB body takes
+/// well under a millisecond); larger ones on the blocking pool.
+pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a large body waits for its turn before the check answers 503 with `Retry-After`.
+const LARGE_CHECK_WAIT: Duration = Duration::from_secs(1);
+
+/// A check request as a shell holds it: its facts can be read any number of times, and it can
+/// be moved to another thread when its body is large.
+pub trait CheckInput {
+    /// The same input, owned and sendable (the HTTP shell copies its header map; a gRPC request
+    /// already is one).
+    type Sendable: CheckInput + Send + Sync + 'static;
+
+    /// The request's facts.
+    fn facts(&self) -> CheckRequest<'_>;
+
+    /// The gateway's request id, for the log.
+    fn request_id(&self) -> Option<&str>;
+
+    /// Converts into the sendable form; only called for a large body.
+    fn into_sendable(self) -> Self::Sendable;
+}
 
 /// Everything a check reads, shared by the HTTP and gRPC shells of one process.
 #[derive(Debug)]
 pub struct Authorizer {
-    rules: TokenRules,
-    cognito_pool: Option<CognitoPool>,
+    settings: Settings,
+    answers: AnswerSettings,
     keys: Arc<KeyStore>,
     policy: ArcSwap<CompiledPolicy>,
     policy_file: PathBuf,
     cache: TokenCache,
-    settings: AnswerSettings,
     max_body_bytes: usize,
     resource_url: Option<String>,
+    large_checks: Arc<Semaphore>,
     reloads: ReloadStats,
 }
 
 /// Policy reload outcomes since start, for metrics.
 #[derive(Debug, Default)]
-pub struct ReloadStats {
+struct ReloadStats {
     /// Reloads that replaced the policy.
-    pub succeeded: std::sync::atomic::AtomicU64,
+    succeeded: AtomicU64,
     /// Reloads refused (the previous policy stayed).
-    pub failed: std::sync::atomic::AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Authorizer {
     /// Builds the state from a validated configuration and a loaded policy.
     pub fn new(config: &Config, policy: CompiledPolicy, keys: Arc<KeyStore>) -> Self {
         Authorizer {
-            rules: config.rules.clone(),
-            cognito_pool: config.cognito_pool.clone(),
+            settings: Settings {
+                rules: config.rules.clone(),
+                cognito_pool: config.cognito_pool.clone(),
+                max_batch: config.max_batch,
+                auth_method: config.rules.provider.name().to_owned(),
+            },
+            answers: AnswerSettings {
+                resource_metadata: config.resource_url.as_deref().map(resource_metadata_url),
+                max_body_bytes: config.max_body_bytes,
+            },
             keys,
             policy: ArcSwap::from_pointee(policy),
             policy_file: config.scopes_file.clone(),
             cache: TokenCache::new(config.token_cache_size),
-            settings: AnswerSettings {
-                auth_method: config.rules.provider.name(),
-                resource_metadata: config.resource_url.as_deref().map(resource_metadata_url),
-                max_body_bytes: config.max_body_bytes,
-            },
             max_body_bytes: config.max_body_bytes,
             resource_url: config.resource_url.clone(),
+            large_checks: Arc::new(Semaphore::new(config.max_large_checks)),
             reloads: ReloadStats::default(),
         }
     }
 
-    /// Decides a check, refreshing the key set once (rate-limited) on an unknown `kid`.
+    /// The pipeline: decides the check (refreshing the key set once on an unknown `kid`),
+    /// records the decision and returns the answer.
+    pub async fn answer<I: CheckInput>(self: &Arc<Self>, input: I) -> Answer {
+        let started = Instant::now();
+        let facts = input.facts();
+        let large = matches!(facts.body, Body::Complete(body) if body.len() > INLINE_BODY_BYTES);
+        let decision = if large {
+            let input = Arc::new(input.into_sendable());
+            let decision = self.check_large(&input).await;
+            record::decision(
+                &decision,
+                input.facts().body,
+                input.request_id(),
+                started.elapsed(),
+            );
+            decision
+        } else {
+            let decision = self.check(&facts).await;
+            record::decision(&decision, facts.body, input.request_id(), started.elapsed());
+            decision
+        };
+        answer::answer(decision, &self.answers)
+    }
+
+    /// Decides a check on this thread, refreshing the key set once (rate-limited) on an
+    /// unknown `kid`.
     pub async fn check(&self, request: &CheckRequest<'_>) -> Decision {
-        // Counted here so that the HTTP and gRPC shells both count the bodies they inspect.
-        if let crate::decision::Body::Complete(body) = request.body {
-            crate::metrics::observe_body(body.len());
-        }
         let decision = self.decide_now(request);
-        if let Decision::Deny {
-            reason: DenyReason::Token(TokenError::UnknownKid(kid)),
-            ..
-        } = &decision
-            && self.keys.refresh_for_unknown_kid(kid).await
-        {
-            return self.decide_now(request);
+        match unknown_kid(&decision) {
+            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => self.decide_now(request),
+            _ => decision,
         }
-        decision
+    }
+
+    /// [`Authorizer::check`] for a large body: each decision on the blocking pool, holding one
+    /// of the bounded permits for large checks.
+    async fn check_large<S: CheckInput + Send + Sync + 'static>(
+        self: &Arc<Self>,
+        input: &Arc<S>,
+    ) -> Decision {
+        let decision = self.decide_on_pool(input).await;
+        match unknown_kid(&decision) {
+            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => {
+                self.decide_on_pool(input).await
+            }
+            _ => decision,
+        }
+    }
+
+    async fn decide_on_pool<S: CheckInput + Send + Sync + 'static>(
+        self: &Arc<Self>,
+        input: &Arc<S>,
+    ) -> Decision {
+        let Some(permit) = self.large_check_permit().await else {
+            return Decision::Deny {
+                identity: None,
+                reason: DenyReason::Busy,
+            };
+        };
+        let authorizer = self.clone();
+        let input = input.clone();
+        let decided = tokio::task::spawn_blocking(move || {
+            let _permit: OwnedSemaphorePermit = permit;
+            authorizer.decide_now(&input.facts())
+        })
+        .await;
+        decided.unwrap_or_else(|err| {
+            // Only a runtime shutting down (or a panic, which the core does not have) ends here:
+            // no decision, so no allow.
+            tracing::error!(error = %err, "a large check did not finish");
+            Decision::Deny {
+                identity: None,
+                reason: DenyReason::Busy,
+            }
+        })
+    }
+
+    async fn large_check_permit(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(LARGE_CHECK_WAIT, self.large_checks.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// What a decision reads that can change while the process runs, loaded once.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            policy: self.policy.load_full(),
+            keys: self.keys.current(),
+        }
+    }
+
+    /// Decides with `snapshot` at `now`; never waits.
+    pub fn decide_with(
+        &self,
+        request: &CheckRequest<'_>,
+        snapshot: &Snapshot,
+        now: u64,
+    ) -> Decision {
+        decision::decide(
+            request,
+            &Context {
+                snapshot,
+                settings: &self.settings,
+                cache: &self.cache,
+                now,
+            },
+        )
     }
 
     /// Decides with what is in memory now; never waits.
     pub fn decide_now(&self, request: &CheckRequest<'_>) -> Decision {
-        let policy = self.policy.load();
-        let keys = self.keys.keys();
-        let context = Context {
-            policy: &policy,
-            keys: keys.as_deref(),
-            key_generation: self.keys.generation(),
-            rules: &self.rules,
-            cognito_pool: self.cognito_pool.as_ref(),
-            cache: &self.cache,
-            now: crate::unix_now(),
-        };
-        decision::decide(request, &context)
+        self.decide_with(request, &self.snapshot(), crate::unix_now())
     }
 
     /// Reloads the policy file; on error the policy in force stays and the error is returned.
     pub fn reload_policy(&self) -> Result<(), PolicyError> {
-        use std::sync::atomic::Ordering::Relaxed;
         let policy = CompiledPolicy::load(&self.policy_file).inspect_err(|_| {
             self.reloads.failed.fetch_add(1, Relaxed);
         })?;
@@ -111,17 +231,7 @@ impl Authorizer {
 
     /// Whether checks can be answered: a key set is available (the policy always is).
     pub fn ready(&self) -> bool {
-        self.keys.keys().is_some()
-    }
-
-    /// Policy reload outcomes.
-    pub fn reload_stats(&self) -> &ReloadStats {
-        &self.reloads
-    }
-
-    /// The verified-token cache.
-    pub fn token_cache(&self) -> &TokenCache {
-        &self.cache
+        self.keys.current().is_some()
     }
 
     /// The key store.
@@ -134,11 +244,6 @@ impl Authorizer {
         &self.policy_file
     }
 
-    /// Answer settings for the shells.
-    pub fn settings(&self) -> &AnswerSettings {
-        &self.settings
-    }
-
     /// `AUTH_RESOURCE_URL`, when set.
     pub fn resource_url(&self) -> Option<&str> {
         self.resource_url.as_deref()
@@ -146,12 +251,47 @@ impl Authorizer {
 
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
-        &self.rules.issuer
+        &self.settings.rules.issuer
     }
 
-    /// `AUTH_MAX_BODY_BYTES`.
+    /// `AUTH_MAX_BODY_BYTES`: the shells read no more.
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+}
+
+impl StateSource for Authorizer {
+    fn state(&self) -> State {
+        let (hits, misses) = self.cache.hits_and_misses();
+        let fetches = self.keys.stats();
+        let last_fetch = fetches.last_success_unix.load(Relaxed);
+        State {
+            token_cache_hits: hits,
+            token_cache_misses: misses,
+            token_cache_entries: self.cache.len() as u64,
+            jwks_refresh_succeeded: fetches.succeeded.load(Relaxed),
+            jwks_refresh_failed: fetches.failed.load(Relaxed),
+            jwks_age_seconds: (last_fetch > 0)
+                .then(|| crate::unix_now().saturating_sub(last_fetch)),
+            jwks_keys: self
+                .keys
+                .current()
+                .map_or(0, |current| current.keys.len() as u64),
+            policy_reloads_succeeded: self.reloads.succeeded.load(Relaxed),
+            policy_reloads_failed: self.reloads.failed.load(Relaxed),
+            ready: self.ready(),
+        }
+    }
+}
+
+/// The `kid` of a token refused for naming a key the set does not hold.
+fn unknown_kid(decision: &Decision) -> Option<&str> {
+    match decision {
+        Decision::Deny {
+            reason: DenyReason::Token(TokenError::UnknownKid(kid)),
+            ..
+        } => Some(kid),
+        _ => None,
     }
 }
 

@@ -66,8 +66,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `AUTH_JWKS_REFRESH_SECONDS`: background key set refresh period.
     pub jwks_refresh: Duration,
-    /// `AUTH_TOKEN_CACHE_SIZE`: most verified tokens kept.
+    /// `AUTH_TOKEN_CACHE_SIZE`: most verified tokens kept; 0 = no cache.
     pub token_cache_size: usize,
+    /// `AUTH_MAX_BATCH`: most messages in one JSON-RPC batch.
+    pub max_batch: usize,
+    /// `AUTH_MAX_LARGE_CHECKS`: bodies over 64 KiB decided at once (others wait, then 503).
+    pub max_large_checks: usize,
     /// `AUTH_SCOPES_POLL_SECONDS`: how often the policy file is checked for changes (0 = never).
     pub scopes_poll: Option<Duration>,
 }
@@ -94,6 +98,8 @@ struct RawConfig {
     jwks_refresh_seconds: Option<String>,
     token_cache_size: Option<String>,
     scopes_poll_seconds: Option<String>,
+    max_batch: Option<String>,
+    max_large_checks: Option<String>,
 }
 
 impl Config {
@@ -264,8 +270,22 @@ impl RawConfig {
                 0..=10_000_000,
             )? as usize,
             scopes_poll: (poll > 0).then(|| Duration::from_secs(poll)),
+            max_batch: number(self.max_batch, "AUTH_MAX_BATCH", 100, 1..=10_000)? as usize,
+            max_large_checks: number(
+                self.max_large_checks,
+                "AUTH_MAX_LARGE_CHECKS",
+                default_large_checks(),
+                1..=1024,
+            )? as usize,
         })
     }
+}
+
+/// One large inspection per two cores (at least one): the other cores stay free for the
+/// small checks that are nearly all of the traffic.
+fn default_large_checks() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / 2).max(1) as u64
 }
 
 fn required(

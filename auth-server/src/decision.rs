@@ -1,6 +1,7 @@
-//! The decision core: one check request in, one [`Decision`] out. No I/O, no clock, no logging:
-//! the HTTP and gRPC shells read their protocol into a [`CheckRequest`], call [`decide`] with a
-//! [`Context`] snapshot and `now`, and write the decision back out.
+//! The decision core: one check request's facts in, one [`Decision`] out. No I/O, no clock, no
+//! logging: the shells read their protocol into a [`CheckRequest`], the authorizer loads one
+//! [`Snapshot`] and calls [`decide`] with `now`, and the decision is recorded and answered.
+//! This is the module that says why a request was denied.
 //!
 //! The order of the checks is part of the contract: body size (413), then the token (401/503),
 //! then the request's shape (400/405), then the policy (403). An unauthenticated caller learns
@@ -8,99 +9,15 @@
 
 use std::sync::Arc;
 
+use crate::headers::{IdentityHeaders, UnsafeHeader, UnsafeValue};
 use crate::jsonrpc::{self, Message, Payload, RpcError};
-use crate::jwks::KeySet;
+use crate::jwks::fetch::VersionedKeys;
 use crate::policy::{Access, CompiledPolicy};
+use crate::request::{
+    Body, CheckRequest, CognitoFacts, CredentialFacts, HeaderFact, McpFacts, TargetFacts,
+};
 use crate::target::{self, TargetError};
 use crate::token::{self, TokenCache, TokenError, TokenRules, VerifiedToken};
-
-/// The header that carried the ingress token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngressHeader {
-    /// `X-Authorization`; `Authorization` then holds the egress token.
-    XAuthorization,
-    /// `Authorization`, when no `X-Authorization` came.
-    Authorization,
-}
-
-/// The ingress credentials of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credentials<'a> {
-    /// No ingress header at all.
-    Missing,
-    /// A header that is not one `Bearer <token>`.
-    Malformed(&'static str),
-    /// A bearer token and the header it came in.
-    Bearer {
-        /// The token text.
-        token: &'a str,
-        /// Where it came from.
-        header: IngressHeader,
-    },
-}
-
-/// Where the target path came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetSource<'a> {
-    /// `X-Original-URI` (path and query) or Envoy's `/validate/<path>`.
-    Path(&'a str),
-    /// `X-Original-URL` (absolute URL).
-    Url(&'a str),
-    /// More than one target header: ambiguous.
-    Ambiguous,
-    /// None given.
-    Missing,
-}
-
-/// The request body as the shell read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body<'a> {
-    /// The whole body (empty when there was none).
-    Complete(&'a [u8]),
-    /// Larger than the limit; not read further.
-    TooLarge,
-}
-
-/// Seed-compatible Cognito headers; each must agree with configuration and token when present.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CognitoHeaders<'a> {
-    /// `X-User-Pool-Id`.
-    pub user_pool_id: Option<&'a str>,
-    /// `X-Client-Id`.
-    pub client_id: Option<&'a str>,
-    /// `X-Region`.
-    pub region: Option<&'a str>,
-}
-
-/// MCP request headers (spec 2026-07-28) that must agree with the body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct McpHeaders<'a> {
-    /// `Mcp-Method`.
-    pub method: Option<&'a str>,
-    /// `Mcp-Name`.
-    pub name: Option<&'a str>,
-    /// A header came more than once.
-    pub repeated: bool,
-}
-
-/// Everything a check needs from the request, borrowed from the shell's own types.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckRequest<'a> {
-    /// The original HTTP method (`X-Original-Method`, else the check's own).
-    pub method: &'a str,
-    /// The original target.
-    pub target: TargetSource<'a>,
-    /// The JSON-RPC body.
-    pub body: Body<'a>,
-    /// Ingress credentials.
-    pub credentials: Credentials<'a>,
-    /// Cognito seed headers.
-    pub cognito: CognitoHeaders<'a>,
-    /// MCP method headers.
-    pub mcp: McpHeaders<'a>,
-    /// Which ingress-only headers the request carried (`x-user-pool-id`, `x-region`).
-    pub carried_pool_headers: (bool, bool),
-}
 
 /// The configured Cognito pool, for the seed headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,26 +28,43 @@ pub struct CognitoPool {
     pub user_pool_id: String,
 }
 
-/// A consistent view of everything a decision reads.
+/// What the configuration fixes for every decision.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What a token must satisfy.
+    pub rules: TokenRules,
+    /// The Cognito pool, when the provider is Cognito.
+    pub cognito_pool: Option<CognitoPool>,
+    /// Most messages in one JSON-RPC batch (`AUTH_MAX_BATCH`).
+    pub max_batch: usize,
+    /// `X-Auth-Method` of a token-authenticated request.
+    pub auth_method: String,
+}
+
+/// Everything a decision reads that can change while the process runs, loaded once per
+/// request: the policy in force and the key set with its generation.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The policy in force.
+    pub policy: Arc<CompiledPolicy>,
+    /// The key set and its generation, if one was ever fetched.
+    pub keys: Option<Arc<VersionedKeys>>,
+}
+
+/// What one decision reads: a snapshot, the settings, the verified-token cache and the time.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// The policy in force.
-    pub policy: &'a CompiledPolicy,
-    /// The key set, if any was ever fetched.
-    pub keys: Option<&'a KeySet>,
-    /// Generation of `keys`, for the token cache.
-    pub key_generation: u64,
-    /// Token rules.
-    pub rules: &'a TokenRules,
-    /// Cognito pool, when the provider is Cognito.
-    pub cognito_pool: Option<&'a CognitoPool>,
-    /// Verified tokens.
+    /// The policy and key set, loaded once for this request.
+    pub snapshot: &'a Snapshot,
+    /// Fixed settings.
+    pub settings: &'a Settings,
+    /// Verified tokens (a memo of [`token::verify`], keyed by key set generation).
     pub cache: &'a TokenCache,
     /// Seconds since the epoch.
     pub now: u64,
 }
 
-/// One JSON-RPC message's method and tool, for the answer headers and the log.
+/// One JSON-RPC message's method and tool, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSummary {
     /// JSON-RPC method; empty for a response or a body-less GET/DELETE.
@@ -150,6 +84,8 @@ pub struct Allowed {
     pub server: String,
     /// Each message, in order.
     pub calls: Vec<CallSummary>,
+    /// The identity headers for the upstream, checked.
+    pub headers: IdentityHeaders,
     /// Ingress headers to remove before the upstream, lower-case.
     pub ingress_headers: Vec<&'static str>,
 }
@@ -165,7 +101,18 @@ pub struct Forbidden {
     pub scopes_that_allow: Vec<String>,
 }
 
-/// Why a request is refused. Each variant maps to exactly one status.
+/// What is wrong with a header the check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// Sent more than once.
+    Repeated,
+    /// Not readable text.
+    Unreadable,
+    /// Its value disagrees with the configuration or the token.
+    Mismatch,
+}
+
+/// Why a request is refused. Each variant maps to exactly one status (crate::answer).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DenyReason {
     /// 413.
@@ -176,10 +123,24 @@ pub enum DenyReason {
     BadCredentials(&'static str),
     /// 401: the token was refused.
     Token(TokenError),
-    /// 401: a Cognito seed header disagrees.
-    CognitoHeaderMismatch(&'static str),
+    /// 401: a Cognito seed header is repeated, unreadable or disagrees.
+    CognitoHeader {
+        /// The header.
+        header: &'static str,
+        /// What is wrong with it.
+        problem: HeaderProblem,
+    },
     /// 503: no key set to verify with.
     NoKeySet,
+    /// 400: the ingress token is also the egress token: it would reach the upstream.
+    IngressTokenAsEgress,
+    /// 400: a header the check reads is repeated or unreadable.
+    BadHeader {
+        /// The header.
+        header: &'static str,
+        /// What is wrong with it.
+        problem: HeaderProblem,
+    },
     /// 400: bad target path.
     BadTarget(TargetError),
     /// 400: bad body or header/body mismatch.
@@ -188,6 +149,11 @@ pub enum DenyReason {
     MethodNotAllowed(String),
     /// 403.
     Forbidden(Forbidden),
+    /// 500: the token's identity cannot be passed on in a header.
+    UnsafeIdentity(UnsafeHeader),
+    /// 503: too many large bodies are being inspected; never produced by [`decide`], only by
+    /// the pipeline that bounds them (crate::authorizer).
+    Busy,
 }
 
 /// The answer to one check.
@@ -218,7 +184,7 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
     let Body::Complete(body) = request.body else {
         return Decision::deny(DenyReason::BodyTooLarge);
     };
-    let (identity, ingress_header) = match authenticate(request, context) {
+    let (identity, ingress) = match authenticate(request, context) {
         Ok(authenticated) => authenticated,
         Err(reason) => return Decision::deny(reason),
     };
@@ -226,26 +192,29 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         identity: Some(identity.clone()),
         reason,
     };
-    let server = match read_target(request.target) {
+    if let Err(reason) = check_egress(&request.credentials, ingress) {
+        return denied(reason);
+    }
+    let server = match read_target(&request.target) {
         Ok(server) => server,
         Err(err) => return denied(DenyReason::BadTarget(err)),
     };
-    let messages = match read_messages(request, body) {
+    let messages = match read_messages(request, body, context.settings.max_batch) {
         Ok(messages) => messages,
         Err(reason) => return denied(reason),
     };
+    let policy = &context.snapshot.policy;
     let scopes: Vec<&str> = if identity.groups.is_empty() {
         identity.scopes.iter().map(String::as_str).collect()
     } else {
-        context.policy.scopes_for_groups(&identity.groups)
+        policy.scopes_for_groups(&identity.groups)
     };
     let mut calls = Vec::with_capacity(messages.len());
     for message in messages.iter() {
         let access = access_of(message);
         let call = summary_of(access);
-        if !context.policy.allows(&scopes, &server, access) {
-            let scopes_that_allow = context
-                .policy
+        if !policy.allows(&scopes, &server, access) {
+            let scopes_that_allow = policy
                 .scopes_allowing(&server, access)
                 .into_iter()
                 .map(str::to_owned)
@@ -258,12 +227,18 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         }
         calls.push(call);
     }
+    let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
+    let headers = match identity_headers(&identity, &scopes, &server, &calls, context.settings) {
+        Ok(headers) => headers,
+        Err(reason) => return denied(reason),
+    };
     Decision::Allow(Allowed {
-        scopes: scopes.into_iter().map(str::to_owned).collect(),
+        scopes,
         identity,
         server,
         calls,
-        ingress_headers: ingress_headers(request, ingress_header),
+        headers,
+        ingress_headers: ingress_headers(request, ingress),
     })
 }
 
@@ -314,75 +289,204 @@ fn summary_of(access: Access<'_>) -> CallSummary {
     }
 }
 
+/// Which header carried the ingress token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IngressHeader {
+    /// `X-Authorization`; `Authorization`, when sent, is then the egress token.
+    XAuthorization,
+    /// `Authorization`, when no `X-Authorization` came.
+    Authorization,
+}
+
+/// The ingress token and where it came from: `X-Authorization` when sent, else
+/// `Authorization`.
+fn ingress_token<'a>(
+    credentials: &CredentialFacts<'a>,
+) -> Result<(&'a str, IngressHeader), DenyReason> {
+    let (fact, header) = match credentials.x_authorization {
+        HeaderFact::Absent => (credentials.authorization, IngressHeader::Authorization),
+        fact => (fact, IngressHeader::XAuthorization),
+    };
+    let value = match fact {
+        HeaderFact::Absent => return Err(DenyReason::NoCredentials),
+        HeaderFact::Repeated => {
+            return Err(DenyReason::BadCredentials(match header {
+                IngressHeader::XAuthorization => "X-Authorization is repeated",
+                IngressHeader::Authorization => "Authorization is repeated",
+            }));
+        }
+        HeaderFact::Unreadable => {
+            return Err(DenyReason::BadCredentials(match header {
+                IngressHeader::XAuthorization => "X-Authorization is not readable text",
+                IngressHeader::Authorization => "Authorization is not readable text",
+            }));
+        }
+        HeaderFact::Once(value) => value,
+    };
+    bearer_token(value)
+        .map(|token| (token, header))
+        .ok_or(DenyReason::BadCredentials(
+            "the ingress header is not `Bearer <token>`",
+        ))
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token68 characters).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    // No early exit: a branch-free pass over a ~1 KB token compiles to SIMD.
+    let is_token68 = |b: u8| {
+        b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
+    let all_token68 = token.bytes().fold(true, |ok, b| ok & is_token68(b));
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && all_token68).then_some(token)
+}
+
 fn authenticate(
     request: &CheckRequest<'_>,
     context: &Context<'_>,
 ) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
-    let (token, header) = match request.credentials {
-        Credentials::Missing => return Err(DenyReason::NoCredentials),
-        Credentials::Malformed(why) => return Err(DenyReason::BadCredentials(why)),
-        Credentials::Bearer { token, header } => (token, header),
-    };
+    let (token, header) = ingress_token(&request.credentials)?;
     let identity = verified(token, context)?;
-    check_cognito_headers(&request.cognito, context.cognito_pool, &identity)?;
+    check_cognito_headers(
+        &request.cognito,
+        context.settings.cognito_pool.as_ref(),
+        &identity,
+    )?;
     Ok((identity, header))
 }
 
-/// The token's identity, from the cache or by verifying it.
+/// The token's identity, from the cache or by verifying it with the snapshot's key set; a
+/// verification is cached under the generation of the very set that verified it.
 fn verified(token: &str, context: &Context<'_>) -> Result<Arc<VerifiedToken>, DenyReason> {
-    let Some(keys) = context.keys else {
+    let Some(keys) = context.snapshot.keys.as_deref() else {
         return Err(DenyReason::NoKeySet);
     };
-    let leeway = context.rules.leeway_seconds;
+    let rules = &context.settings.rules;
     if let Some(hit) = context
         .cache
-        .get(token, context.key_generation, context.now, leeway)
+        .get(token, keys.generation, context.now, rules.leeway_seconds)
     {
         return Ok(hit);
     }
-    let identity = Arc::new(
-        token::verify(token, keys, context.rules, context.now).map_err(DenyReason::Token)?,
-    );
+    let identity =
+        Arc::new(token::verify(token, &keys.keys, rules, context.now).map_err(DenyReason::Token)?);
     context
         .cache
-        .insert(token, identity.clone(), context.key_generation);
+        .insert(token, identity.clone(), keys.generation);
     Ok(identity)
 }
 
-/// A client never chooses which pool validates its token: seed headers must agree.
+/// A client never chooses which pool validates its token: seed headers must agree, and one that
+/// is repeated or unreadable agrees with nothing.
 fn check_cognito_headers(
-    headers: &CognitoHeaders<'_>,
+    headers: &CognitoFacts<'_>,
     pool: Option<&CognitoPool>,
     identity: &VerifiedToken,
 ) -> Result<(), DenyReason> {
-    if let Some(pool_id) = headers.user_pool_id
-        && pool.is_none_or(|pool| pool.user_pool_id != pool_id)
-    {
-        return Err(DenyReason::CognitoHeaderMismatch("X-User-Pool-Id"));
-    }
-    if let Some(region) = headers.region
-        && pool.is_none_or(|pool| pool.region != region)
-    {
-        return Err(DenyReason::CognitoHeaderMismatch("X-Region"));
-    }
-    if headers
-        .client_id
-        .is_some_and(|client_id| client_id != identity.client_id)
-    {
-        return Err(DenyReason::CognitoHeaderMismatch("X-Client-Id"));
+    let expected = [
+        (
+            "X-User-Pool-Id",
+            headers.user_pool_id,
+            pool.map(|pool| pool.user_pool_id.as_str()),
+        ),
+        (
+            "X-Region",
+            headers.region,
+            pool.map(|pool| pool.region.as_str()),
+        ),
+        (
+            "X-Client-Id",
+            headers.client_id,
+            Some(identity.client_id.as_str()),
+        ),
+    ];
+    for (header, fact, expected) in expected {
+        let problem = match fact {
+            HeaderFact::Absent => continue,
+            HeaderFact::Repeated => HeaderProblem::Repeated,
+            HeaderFact::Unreadable => HeaderProblem::Unreadable,
+            HeaderFact::Once(value) if Some(value) == expected => continue,
+            HeaderFact::Once(_) => HeaderProblem::Mismatch,
+        };
+        return Err(DenyReason::CognitoHeader { header, problem });
     }
     Ok(())
 }
 
-fn read_target(source: TargetSource<'_>) -> Result<String, TargetError> {
-    match source {
-        TargetSource::Path(path) => target::server_from_path(path),
-        TargetSource::Url(url) => target::server_from_url(url),
-        TargetSource::Ambiguous | TargetSource::Missing => Err(TargetError::Missing),
+/// When `X-Authorization` carried the ingress token, `Authorization` is the egress token and
+/// goes to the upstream: it must not be the ingress token again, nor ambiguous.
+fn check_egress(
+    credentials: &CredentialFacts<'_>,
+    ingress: IngressHeader,
+) -> Result<(), DenyReason> {
+    if ingress == IngressHeader::Authorization {
+        return Ok(());
+    }
+    match credentials.authorization {
+        HeaderFact::Absent => Ok(()),
+        HeaderFact::Repeated => Err(DenyReason::BadHeader {
+            header: "Authorization",
+            problem: HeaderProblem::Repeated,
+        }),
+        HeaderFact::Unreadable => Err(DenyReason::BadHeader {
+            header: "Authorization",
+            problem: HeaderProblem::Unreadable,
+        }),
+        HeaderFact::Once(egress) => {
+            let ingress_token = credentials.x_authorization.once().and_then(bearer_token);
+            if ingress_token.is_some() && ingress_token == bearer_token(egress) {
+                Err(DenyReason::IngressTokenAsEgress)
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 
-fn read_messages(request: &CheckRequest<'_>, body: &[u8]) -> Result<Messages, DenyReason> {
+fn read_target(target: &TargetFacts<'_>) -> Result<String, TargetError> {
+    fn value<'a>(
+        fact: HeaderFact<'a>,
+        header: &'static str,
+    ) -> Result<Option<&'a str>, TargetError> {
+        match fact {
+            HeaderFact::Absent => Ok(None),
+            HeaderFact::Once(value) => Ok(Some(value)),
+            HeaderFact::Repeated => Err(TargetError::Repeated(header)),
+            HeaderFact::Unreadable => Err(TargetError::Unreadable(header)),
+        }
+    }
+    let uri = value(target.original_uri, "X-Original-URI")?;
+    let url = value(target.original_url, "X-Original-URL")?;
+    match (uri, url, target.envoy_path) {
+        (Some(uri), _, _) => target::server_from_path(uri),
+        (None, Some(url), _) => target::server_from_url(url),
+        (None, None, Some(path)) if !path.is_empty() && path != "/" => {
+            target::server_from_path(path)
+        }
+        (None, None, _) => Err(TargetError::Missing),
+    }
+}
+
+/// The client's method: `X-Original-Method` when the gateway sent it, else the check's own.
+fn original_method<'a>(request: &CheckRequest<'a>) -> Result<&'a str, DenyReason> {
+    let bad = |problem| DenyReason::BadHeader {
+        header: "X-Original-Method",
+        problem,
+    };
+    match request.original_method {
+        HeaderFact::Absent => Ok(request.own_method),
+        HeaderFact::Once(method) => Ok(method),
+        HeaderFact::Repeated => Err(bad(HeaderProblem::Repeated)),
+        HeaderFact::Unreadable => Err(bad(HeaderProblem::Unreadable)),
+    }
+}
+
+fn read_messages(
+    request: &CheckRequest<'_>,
+    body: &[u8],
+    max_batch: usize,
+) -> Result<Messages, DenyReason> {
     let invalid = |message: &str| {
         DenyReason::BadMessage(RpcError {
             code: jsonrpc::code::INVALID_REQUEST,
@@ -390,12 +494,12 @@ fn read_messages(request: &CheckRequest<'_>, body: &[u8]) -> Result<Messages, De
             id: None,
         })
     };
-    match request.method {
+    match original_method(request)? {
         "GET" | "DELETE" if body.is_empty() => Ok(Messages::BodyLess),
         "GET" | "DELETE" => Err(invalid("a GET or DELETE request must not have a body")),
         "POST" if body.is_empty() => Err(invalid("a POST request needs a JSON-RPC body")),
         "POST" => {
-            let payload = jsonrpc::parse(body).map_err(DenyReason::BadMessage)?;
+            let payload = jsonrpc::parse(body, max_batch).map_err(DenyReason::BadMessage)?;
             check_mcp_headers(&request.mcp, &payload).map_err(DenyReason::BadMessage)?;
             Ok(Messages::Parsed(payload))
         }
@@ -404,34 +508,41 @@ fn read_messages(request: &CheckRequest<'_>, body: &[u8]) -> Result<Messages, De
 }
 
 /// `Mcp-Method` / `Mcp-Name`, when present, must say what the body says.
-fn check_mcp_headers(headers: &McpHeaders<'_>, payload: &Payload) -> Result<(), RpcError> {
-    if headers.method.is_none() && headers.name.is_none() && !headers.repeated {
+fn check_mcp_headers(headers: &McpFacts<'_>, payload: &Payload) -> Result<(), RpcError> {
+    if !headers.method.is_present() && !headers.name.is_present() {
         return Ok(());
     }
-    let mismatch = |message: &str, id: Option<serde_json::Value>| RpcError {
-        code: jsonrpc::code::HEADER_MISMATCH,
-        message: message.to_owned(),
-        id,
-    };
-    if headers.repeated {
-        return Err(mismatch("Mcp-Method or Mcp-Name is repeated", None));
+    fn mismatch(message: &str, id: Option<serde_json::Value>) -> RpcError {
+        RpcError {
+            code: jsonrpc::code::HEADER_MISMATCH,
+            message: message.to_owned(),
+            id,
+        }
     }
+    fn read<'a>(fact: HeaderFact<'a>, header: &str) -> Result<Option<&'a str>, RpcError> {
+        match fact {
+            HeaderFact::Repeated => Err(mismatch(&format!("{header} is repeated"), None)),
+            HeaderFact::Unreadable => {
+                Err(mismatch(&format!("{header} is not readable text"), None))
+            }
+            fact => Ok(fact.once()),
+        }
+    }
+    let method_header = read(headers.method, "Mcp-Method")?;
+    let name_header = read(headers.name, "Mcp-Name")?;
     let Payload::Single(Message::Call { id, method, name }) = payload else {
         return Err(mismatch(
             "Mcp-Method/Mcp-Name headers need a single request body",
             None,
         ));
     };
-    if headers.method.is_some_and(|header| header != method) {
+    if method_header.is_some_and(|header| header != method) {
         return Err(mismatch(
             "Mcp-Method header does not match the body's method",
             id.clone(),
         ));
     }
-    if headers
-        .name
-        .is_some_and(|header| Some(header) != name.as_deref())
-    {
+    if name_header.is_some_and(|header| Some(header) != name.as_deref()) {
         return Err(mismatch(
             "Mcp-Name header does not match the body's name",
             id.clone(),
@@ -440,17 +551,197 @@ fn check_mcp_headers(headers: &McpHeaders<'_>, payload: &Payload) -> Result<(), 
     Ok(())
 }
 
+/// The identity headers of an allow, checked: a claim that cannot be a header value fails the
+/// check closed (500) in every shell; a batch whose methods and tools do not fit in the
+/// gateway's headers is a 400 that says so.
+fn identity_headers(
+    identity: &VerifiedToken,
+    scopes: &[String],
+    server: &str,
+    calls: &[CallSummary],
+    settings: &Settings,
+) -> Result<IdentityHeaders, DenyReason> {
+    let joined = |field: fn(&CallSummary) -> &str| {
+        let mut text = String::new();
+        for (index, call) in calls.iter().enumerate() {
+            if index > 0 {
+                text.push(',');
+            }
+            text.push_str(field(call));
+        }
+        text
+    };
+    IdentityHeaders::new([
+        identity.subject.clone(),
+        identity.username.clone(),
+        identity.client_id.clone(),
+        scopes.join(" "),
+        settings.auth_method.clone(),
+        server.to_owned(),
+        joined(|call| &call.method),
+        joined(|call| call.tool.as_deref().unwrap_or("")),
+    ])
+    .map_err(|unsafe_header| match unsafe_header.problem {
+        UnsafeValue::TooLong if calls.len() > 1 => DenyReason::BadMessage(RpcError {
+            code: jsonrpc::code::INVALID_REQUEST,
+            message: format!(
+                "the batch's {} methods and tool names do not fit in the {} bytes of headers the \
+                 gateway passes on: send fewer calls per batch",
+                calls.len(),
+                crate::headers::MAX_IDENTITY_BYTES
+            ),
+            id: None,
+        }),
+        _ => DenyReason::UnsafeIdentity(unsafe_header),
+    })
+}
+
 fn ingress_headers(request: &CheckRequest<'_>, header: IngressHeader) -> Vec<&'static str> {
     let mut names = vec![match header {
         IngressHeader::XAuthorization => "x-authorization",
         IngressHeader::Authorization => "authorization",
     }];
-    let (pool_id, region) = request.carried_pool_headers;
-    if pool_id {
+    if request.cognito.user_pool_id.is_present() {
         names.push("x-user-pool-id");
     }
-    if region {
+    if request.cognito.region.is_present() {
         names.push("x-region");
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_is_one_token68_after_the_scheme() {
+        assert_eq!(
+            bearer_token("Bearer abc.def-ghi_~+/="),
+            Some("abc.def-ghi_~+/=")
+        );
+        assert_eq!(bearer_token("bearer   abc"), Some("abc"));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer a,Bearer b",
+        ] {
+            assert_eq!(bearer_token(bad), None, "{bad}");
+        }
+    }
+
+    fn credentials<'a>(x: HeaderFact<'a>, plain: HeaderFact<'a>) -> CredentialFacts<'a> {
+        CredentialFacts {
+            x_authorization: x,
+            authorization: plain,
+        }
+    }
+
+    #[test]
+    fn x_authorization_is_ingress_and_authorization_is_egress() {
+        let facts = credentials(
+            HeaderFact::Once("Bearer ingress"),
+            HeaderFact::Once("Bearer egress"),
+        );
+        assert_eq!(
+            ingress_token(&facts),
+            Ok(("ingress", IngressHeader::XAuthorization))
+        );
+        assert_eq!(check_egress(&facts, IngressHeader::XAuthorization), Ok(()));
+        let alone = credentials(HeaderFact::Absent, HeaderFact::Once("bearer abc"));
+        assert_eq!(
+            ingress_token(&alone),
+            Ok(("abc", IngressHeader::Authorization))
+        );
+    }
+
+    #[test]
+    fn each_unusable_credential_has_its_own_reason() {
+        let cases = [
+            (
+                credentials(HeaderFact::Repeated, HeaderFact::Absent),
+                DenyReason::BadCredentials("X-Authorization is repeated"),
+            ),
+            (
+                credentials(HeaderFact::Absent, HeaderFact::Repeated),
+                DenyReason::BadCredentials("Authorization is repeated"),
+            ),
+            (
+                credentials(HeaderFact::Unreadable, HeaderFact::Absent),
+                DenyReason::BadCredentials("X-Authorization is not readable text"),
+            ),
+            (
+                credentials(HeaderFact::Once("Basic dXNlcjpwYXNz"), HeaderFact::Absent),
+                DenyReason::BadCredentials("the ingress header is not `Bearer <token>`"),
+            ),
+            (
+                credentials(HeaderFact::Absent, HeaderFact::Absent),
+                DenyReason::NoCredentials,
+            ),
+        ];
+        for (facts, reason) in cases {
+            assert_eq!(ingress_token(&facts), Err(reason), "{facts:?}");
+        }
+    }
+
+    #[test]
+    fn the_ingress_token_never_doubles_as_the_egress_token() {
+        let same = credentials(
+            HeaderFact::Once("Bearer abc.def.ghi"),
+            HeaderFact::Once("bearer  abc.def.ghi"),
+        );
+        assert_eq!(
+            check_egress(&same, IngressHeader::XAuthorization),
+            Err(DenyReason::IngressTokenAsEgress)
+        );
+        let repeated = credentials(HeaderFact::Once("Bearer a"), HeaderFact::Repeated);
+        assert_eq!(
+            check_egress(&repeated, IngressHeader::XAuthorization),
+            Err(DenyReason::BadHeader {
+                header: "Authorization",
+                problem: HeaderProblem::Repeated
+            })
+        );
+        let other = credentials(HeaderFact::Once("Bearer a"), HeaderFact::Once("Basic b"));
+        assert_eq!(check_egress(&other, IngressHeader::XAuthorization), Ok(()));
+    }
+
+    #[test]
+    fn target_headers_that_are_repeated_say_so() {
+        let target = |uri, url, envoy_path| TargetFacts {
+            original_uri: uri,
+            original_url: url,
+            envoy_path,
+        };
+        assert_eq!(
+            read_target(&target(HeaderFact::Repeated, HeaderFact::Absent, None)),
+            Err(TargetError::Repeated("X-Original-URI"))
+        );
+        assert_eq!(
+            read_target(&target(HeaderFact::Absent, HeaderFact::Unreadable, None)),
+            Err(TargetError::Unreadable("X-Original-URL"))
+        );
+        assert_eq!(
+            read_target(&target(
+                HeaderFact::Once("/a/mcp"),
+                HeaderFact::Once("http://h/b/mcp"),
+                Some("/c/mcp")
+            )),
+            Ok("a".to_owned())
+        );
+        assert_eq!(
+            read_target(&target(
+                HeaderFact::Absent,
+                HeaderFact::Absent,
+                Some("/c/mcp")
+            )),
+            Ok("c".to_owned())
+        );
+        assert_eq!(
+            read_target(&target(HeaderFact::Absent, HeaderFact::Absent, Some("/"))),
+            Err(TargetError::Missing)
+        );
+    }
 }

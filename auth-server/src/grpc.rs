@@ -1,9 +1,9 @@
 //! The gRPC shell for Envoy's ext_authz filter: `envoy.service.auth.v3.Authorization/Check`.
 //!
-//! It reads Envoy's `CheckRequest` into the same [`CheckRequest`](crate::decision::CheckRequest)
-//! as the HTTP shell, asks the same [`Authorizer::check`], and transcribes the one
-//! [`Answer`] of [`answer::answer`] into Envoy's `OkHttpResponse` / `DeniedHttpResponse`.
-//! Nothing here decides anything.
+//! It reads Envoy's `CheckRequest` into the same request facts as the HTTP shell
+//! ([`crate::request`]), runs the same pipeline ([`Authorizer::answer`]), and transcribes the
+//! [`Answer`] into Envoy's `OkHttpResponse` / `DeniedHttpResponse`. Nothing here decides
+//! anything.
 //!
 //! Two things differ from `/validate`, both because Envoy describes the request itself:
 //! - The target and method are Envoy's `path` and `method` attributes. Client-sent
@@ -14,10 +14,8 @@
 //!   (`x-envoy-auth-partial-body: true`), shorter than its `Content-Length`, or longer than
 //!   `AUTH_MAX_BODY_BYTES` is never inspected; it is answered like an oversized body (413).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse,
@@ -26,10 +24,10 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::rpc;
 
-use crate::answer::{self, Answer, HEADERS_TO_REMOVE};
-use crate::authorizer::Authorizer;
-use crate::decision::Body;
-use crate::request::{self, HeaderLookup, UNREADABLE_HEADER};
+use crate::answer::Answer;
+use crate::authorizer::{Authorizer, CheckInput};
+use crate::headers::HeaderText;
+use crate::request::{self, Body, HeaderLookup};
 
 /// Check inputs that only a trusted gateway may set; in gRPC mode Envoy gives them as
 /// attributes, so client-sent copies are never read.
@@ -38,87 +36,52 @@ const GATEWAY_ONLY_HEADERS: [&str; 3] = ["x-original-uri", "x-original-url", "x-
 /// The header Envoy adds when it could buffer only part of the body.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 
-/// `google.rpc.Code` values used in the `CheckResponse` status.
-mod code {
-    pub const OK: i32 = 0;
-    pub const PERMISSION_DENIED: i32 = 7;
-    pub const UNAVAILABLE: i32 = 14;
-    pub const UNAUTHENTICATED: i32 = 16;
+/// Every (name, value) pair of the client request's headers as Envoy sent them: the raw list
+/// (`encode_raw_headers: true`, repeated headers kept apart) or else the merged map. A raw value
+/// that is not UTF-8 is `None`.
+fn envoy_pairs(http: &HttpRequest) -> impl Iterator<Item = (&str, Option<&str>)> {
+    let raw = http
+        .header_map
+        .as_ref()
+        .map(|map| map.headers.as_slice())
+        .unwrap_or_default();
+    let merged = http
+        .headers
+        .iter()
+        .filter(move |_| raw.is_empty())
+        .map(|(name, value)| (name.as_str(), Some(value.as_str())));
+    raw.iter().map(raw_pair).chain(merged)
 }
 
-/// The client request's headers as Envoy sent them: the raw list (`encode_raw_headers: true`,
-/// repeated headers kept apart) or else the merged map.
-#[derive(Debug)]
-pub struct EnvoyHeaders<'a> {
-    pairs: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> EnvoyHeaders<'a> {
-    /// Collects the headers of Envoy's HTTP request attributes.
-    pub fn new(http: &'a HttpRequest) -> Self {
-        let raw = http
-            .header_map
-            .as_ref()
-            .map(|map| map.headers.as_slice())
-            .unwrap_or_default();
-        let pairs = if raw.is_empty() {
-            http.headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
-                .collect()
-        } else {
-            raw.iter().map(raw_pair).collect()
-        };
-        EnvoyHeaders { pairs }
-    }
-
-    /// Builds the view from a merged map alone (tests).
-    pub fn from_map(map: &'a HashMap<String, String>) -> Self {
-        EnvoyHeaders {
-            pairs: map
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
-                .collect(),
-        }
-    }
-
-    fn first(&self, name: &str) -> Option<&'a str> {
-        self.pairs
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| *value)
-    }
-}
-
-fn raw_pair(header: &HeaderValue) -> (&str, &str) {
+fn raw_pair(header: &HeaderValue) -> (&str, Option<&str>) {
     let value = if header.raw_value.is_empty() {
-        header.value.as_str()
+        Some(header.value.as_str())
     } else {
-        std::str::from_utf8(&header.raw_value).unwrap_or(UNREADABLE_HEADER)
+        std::str::from_utf8(&header.raw_value).ok()
     };
     (header.key.as_str(), value)
 }
 
-impl HeaderLookup for EnvoyHeaders<'_> {
-    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
+impl HeaderLookup for HttpRequest {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = Option<&'s str>> {
         let hidden = GATEWAY_ONLY_HEADERS.contains(&name);
-        self.pairs
-            .iter()
+        envoy_pairs(self)
             .filter(move |(key, _)| !hidden && key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| *value)
+            .map(|(_, value)| value)
     }
 }
 
 /// The body Envoy sent (`raw_body` when non-empty, else `body`), unless it is incomplete or
 /// too large to inspect.
-fn body<'a>(http: &'a HttpRequest, headers: &EnvoyHeaders<'_>, limit: usize) -> Body<'a> {
+fn body(http: &HttpRequest, limit: usize) -> Body<'_> {
     let bytes = if http.raw_body.is_empty() {
         http.body.as_bytes()
     } else {
         http.raw_body.as_slice()
     };
-    let partial = headers
-        .first(PARTIAL_BODY_HEADER)
+    let partial = http
+        .fact(PARTIAL_BODY_HEADER)
+        .once()
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
     // `size` is the declared Content-Length, -1 when unknown (chunked).
     let declared_longer = u64::try_from(http.size).is_ok_and(|size| size > bytes.len() as u64);
@@ -126,6 +89,36 @@ fn body<'a>(http: &'a HttpRequest, headers: &EnvoyHeaders<'_>, limit: usize) -> 
         Body::TooLarge
     } else {
         Body::Complete(bytes)
+    }
+}
+
+/// One Envoy check: the request's HTTP attributes and the body limit. Owned: a large body is
+/// decided on another thread as it is.
+#[derive(Debug)]
+struct EnvoyCheck {
+    http: HttpRequest,
+    max_body_bytes: usize,
+}
+
+impl CheckInput for EnvoyCheck {
+    type Sendable = EnvoyCheck;
+
+    fn facts(&self) -> request::CheckRequest<'_> {
+        let http = &self.http;
+        request::read(
+            http,
+            &http.method,
+            Some(&http.path),
+            body(http, self.max_body_bytes),
+        )
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        request::request_id(&self.http)
+    }
+
+    fn into_sendable(self) -> EnvoyCheck {
+        self
     }
 }
 
@@ -141,26 +134,18 @@ impl CheckService {
         CheckService { authorizer }
     }
 
-    /// Decides one Envoy check, logs the decision and returns Envoy's response.
-    pub async fn decide(&self, check: &CheckRequest) -> CheckResponse {
-        let fallback = HttpRequest::default();
+    /// Decides one Envoy check and returns Envoy's response.
+    pub async fn decide(&self, check: CheckRequest) -> CheckResponse {
         let http = check
             .attributes
-            .as_ref()
-            .and_then(|attributes| attributes.request.as_ref())
-            .and_then(|request| request.http.as_ref())
-            .unwrap_or(&fallback);
-        let headers = EnvoyHeaders::new(http);
-        let body = body(http, &headers, self.authorizer.max_body_bytes());
-        let request = request::read(&headers, &http.method, Some(&http.path), body);
-        let started = Instant::now();
-        let decision = self.authorizer.check(&request).await;
-        answer::log(
-            &decision,
-            request::request_id(&headers),
-            started.elapsed().as_micros(),
-        );
-        check_response(answer::answer(&decision, self.authorizer.settings()))
+            .and_then(|attributes| attributes.request)
+            .and_then(|request| request.http)
+            .unwrap_or_default();
+        let input = EnvoyCheck {
+            http,
+            max_body_bytes: self.authorizer.max_body_bytes(),
+        };
+        check_response(self.authorizer.answer(input).await)
     }
 
     /// The tonic service, ready to be added to a server.
@@ -175,24 +160,36 @@ impl Authorization for CheckService {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(self.decide(request.get_ref()).await))
+        Ok(tonic::Response::new(
+            self.decide(request.into_inner()).await,
+        ))
     }
 }
 
-/// Transcribes an answer: 200 becomes `OkHttpResponse`, anything else `DeniedHttpResponse`.
+/// Transcribes an answer: an allow becomes `OkHttpResponse`, anything else
+/// `DeniedHttpResponse`, with the answer's gRPC code.
 pub fn check_response(answer: Answer) -> CheckResponse {
-    if answer.status == 200 {
+    let status = Some(rpc::Status {
+        code: answer.status.rpc as i32,
+        ..Default::default()
+    });
+    let http_response = if answer.allows() {
         allowed(answer)
     } else {
         denied(answer)
+    };
+    CheckResponse {
+        status,
+        http_response: Some(http_response),
+        ..Default::default()
     }
 }
 
-fn overwrite(name: &str, value: String) -> HeaderValueOption {
+fn overwrite(name: &str, value: HeaderText) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: name.to_owned(),
-            value,
+            value: value.into_string(),
             ..Default::default()
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
@@ -200,64 +197,38 @@ fn overwrite(name: &str, value: String) -> HeaderValueOption {
     }
 }
 
-fn allowed(answer: Answer) -> CheckResponse {
+fn allowed(answer: Answer) -> HttpResponse {
     let mut headers = Vec::new();
-    let mut headers_to_remove = Vec::new();
-    for (name, value) in answer.headers {
-        if name == HEADERS_TO_REMOVE {
-            headers_to_remove.extend(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|header| !header.is_empty())
-                    .map(str::to_owned),
-            );
-        } else if value.is_empty() {
-            // Like nginx: an empty identity value sends no header, and a client-sent copy of
-            // it is dropped rather than kept.
+    let mut headers_to_remove: Vec<String> = Vec::new();
+    for (name, value) in answer.set_headers {
+        if value.as_str().is_empty() {
+            // Envoy would set an empty header; like nginx, send none, and drop a client-sent
+            // copy rather than keep it.
             headers_to_remove.push(name.to_owned());
         } else {
             headers.push(overwrite(name, value));
         }
     }
-    CheckResponse {
-        status: Some(rpc::Status {
-            code: code::OK,
-            ..Default::default()
-        }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            headers,
-            headers_to_remove,
-            ..Default::default()
-        })),
+    headers_to_remove.extend(answer.remove_headers.iter().map(|name| (*name).to_owned()));
+    HttpResponse::OkResponse(OkHttpResponse {
+        headers,
+        headers_to_remove,
         ..Default::default()
-    }
+    })
 }
 
-fn denied(answer: Answer) -> CheckResponse {
-    let code = match answer.status {
-        401 => code::UNAUTHENTICATED,
-        503 => code::UNAVAILABLE,
-        _ => code::PERMISSION_DENIED,
-    };
-    CheckResponse {
-        status: Some(rpc::Status {
-            code,
-            ..Default::default()
+fn denied(answer: Answer) -> HttpResponse {
+    HttpResponse::DeniedResponse(DeniedHttpResponse {
+        status: Some(HttpStatus {
+            code: i32::from(answer.status.http),
         }),
-        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-            status: Some(HttpStatus {
-                code: i32::from(answer.status),
-            }),
-            headers: answer
-                .headers
-                .into_iter()
-                .map(|(name, value)| overwrite(name, value))
-                .collect(),
-            body: answer.body.unwrap_or_default(),
-        })),
-        ..Default::default()
-    }
+        headers: answer
+            .set_headers
+            .into_iter()
+            .map(|(name, value)| overwrite(name, value))
+            .collect(),
+        body: answer.body.unwrap_or_default(),
+    })
 }
 
 /// Serves `Check` on a bound listener until the process ends.
@@ -283,6 +254,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::{RpcCode, Status};
+    use crate::request::HeaderFact;
 
     fn http(headers: &[(&str, &str)], body: &str, size: i64) -> HttpRequest {
         HttpRequest {
@@ -308,81 +281,82 @@ mod tests {
             "{}",
             2,
         );
-        let headers = EnvoyHeaders::new(&request);
         let check = request::read(
-            &headers,
+            &request,
             &request.method,
             Some(&request.path),
             Body::Complete(b"{}"),
         );
-        assert_eq!(
-            check.target,
-            crate::decision::TargetSource::Path("/fininfo/mcp")
-        );
-        assert_eq!(check.method, "POST");
+        assert_eq!(check.target.original_uri, HeaderFact::Absent);
+        assert_eq!(check.target.envoy_path, Some("/fininfo/mcp"));
+        assert_eq!(check.original_method, HeaderFact::Absent);
+        assert_eq!(check.own_method, "POST");
     }
 
     #[test]
-    fn raw_headers_keep_repeats_apart() {
-        let mut request = http(&[], "", -1);
+    fn raw_headers_keep_repeats_apart_and_mark_non_utf8_values() {
+        let mut request = http(&[("x-authorization", "merged")], "", -1);
+        let raw = |key: &str, value: &[u8]| HeaderValue {
+            key: key.into(),
+            raw_value: value.to_vec(),
+            ..Default::default()
+        };
         request.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
             headers: vec![
-                HeaderValue {
-                    key: "x-authorization".into(),
-                    raw_value: b"Bearer a".to_vec(),
-                    ..Default::default()
-                },
-                HeaderValue {
-                    key: "x-authorization".into(),
-                    raw_value: b"Bearer b".to_vec(),
-                    ..Default::default()
-                },
+                raw("x-authorization", b"Bearer a"),
+                raw("x-authorization", b"Bearer b"),
+                raw("x-client-id", b"\xff\xfe"),
             ],
         });
-        let headers = EnvoyHeaders::new(&request);
         assert_eq!(
-            headers.values("x-authorization").collect::<Vec<_>>(),
-            ["Bearer a", "Bearer b"]
+            request.values("x-authorization").collect::<Vec<_>>(),
+            [Some("Bearer a"), Some("Bearer b")]
         );
+        assert_eq!(request.fact("x-authorization"), HeaderFact::Repeated);
+        assert_eq!(request.fact("x-client-id"), HeaderFact::Unreadable);
     }
 
     #[test]
     fn raw_body_wins_and_incomplete_or_large_bodies_are_never_inspected() {
         let mut request = http(&[], "text body", 9);
         request.raw_body = b"raw body!".to_vec();
-        let no_headers = HashMap::new();
-        let headers = EnvoyHeaders::from_map(&no_headers);
-        assert_eq!(body(&request, &headers, 100), Body::Complete(b"raw body!"));
+        assert_eq!(body(&request, 100), Body::Complete(b"raw body!"));
         request.raw_body.clear();
-        assert_eq!(body(&request, &headers, 100), Body::Complete(b"text body"));
+        assert_eq!(body(&request, 100), Body::Complete(b"text body"));
         // Longer than the limit.
-        assert_eq!(body(&request, &headers, 4), Body::TooLarge);
+        assert_eq!(body(&request, 4), Body::TooLarge);
         // Content-Length says more than Envoy buffered.
         request.size = 100;
-        assert_eq!(body(&request, &headers, 1000), Body::TooLarge);
+        assert_eq!(body(&request, 1000), Body::TooLarge);
         // Chunked (size unknown) and complete.
         request.size = -1;
-        assert_eq!(body(&request, &headers, 1000), Body::Complete(b"text body"));
+        assert_eq!(body(&request, 1000), Body::Complete(b"text body"));
         // Envoy marked it partial.
         let request = http(&[(PARTIAL_BODY_HEADER, "true")], "text body", -1);
-        let headers = EnvoyHeaders::new(&request);
-        assert_eq!(body(&request, &headers, 1000), Body::TooLarge);
+        assert_eq!(body(&request, 1000), Body::TooLarge);
+    }
+
+    fn text(value: &str) -> HeaderText {
+        HeaderText::checked(value.to_owned()).expect("safe text")
     }
 
     #[test]
     fn allow_overwrites_identity_and_removes_ingress_and_empty_headers() {
         let answer = Answer {
-            status: 200,
-            headers: vec![
-                ("x-user", "agent".to_owned()),
-                ("x-client-id", "agent".to_owned()),
-                ("x-tool-name", String::new()),
-                (HEADERS_TO_REMOVE, "x-authorization,x-region".to_owned()),
+            status: Status {
+                http: 200,
+                rpc: RpcCode::Ok,
+            },
+            set_headers: vec![
+                ("x-user", text("agent")),
+                ("x-client-id", text("agent")),
+                ("x-tool-name", text("")),
             ],
+            remove_headers: vec!["x-authorization", "x-region"],
             body: None,
         };
         let response = check_response(answer);
-        assert_eq!(response.status.expect("an rpc status").code, code::OK);
+        assert_eq!(response.status.expect("an rpc status").code, 0);
         let Some(HttpResponse::OkResponse(ok)) = response.http_response else {
             panic!("not an OkHttpResponse");
         };
@@ -417,20 +391,21 @@ mod tests {
     }
 
     #[test]
-    fn deny_carries_status_challenge_and_json_body() {
+    fn deny_carries_status_code_challenge_and_json_body() {
         let answer = Answer {
-            status: 401,
-            headers: vec![
-                ("content-type", "application/json".to_owned()),
-                ("www-authenticate", "Bearer".to_owned()),
+            status: Status {
+                http: 401,
+                rpc: RpcCode::Unauthenticated,
+            },
+            set_headers: vec![
+                ("content-type", text("application/json")),
+                ("www-authenticate", text("Bearer")),
             ],
+            remove_headers: vec![],
             body: Some(r#"{"error":"unauthorized"}"#.to_owned()),
         };
         let response = check_response(answer);
-        assert_eq!(
-            response.status.expect("an rpc status").code,
-            code::UNAUTHENTICATED
-        );
+        assert_eq!(response.status.expect("an rpc status").code, 16);
         let Some(HttpResponse::DeniedResponse(denied)) = response.http_response else {
             panic!("not a DeniedHttpResponse");
         };

@@ -2,23 +2,100 @@
 //! readiness, and RFC 9728 metadata. Handlers read the protocol, call the authorizer, and
 //! transcribe the [`Answer`](crate::answer::Answer).
 
-use std::time::Instant;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 
-use crate::answer::{self, Answer};
-use crate::authorizer::Authorizer;
-use crate::decision::Body;
-use crate::request::{self, HeaderLookup, UNREADABLE_HEADER};
+use crate::answer::Answer;
+use crate::authorizer::{Authorizer, CheckInput};
+use crate::headers::HEADERS_TO_REMOVE;
+use crate::request::{self, Body, CheckRequest, HeaderLookup};
 
 impl HeaderLookup for HeaderMap {
-    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = Option<&'s str>> {
         // From a literal: no parsing into an allocated custom name on every lookup.
         self.get_all(HeaderName::from_static(name))
-            .map(|value| visible_ascii(value.as_bytes()).unwrap_or(UNREADABLE_HEADER))
+            .map(|value| visible_ascii(value.as_bytes()))
+    }
+}
+
+/// A `/validate` request as the handler holds it.
+struct HttpCheck<'r> {
+    request: &'r HttpRequest,
+    body: Result<Vec<u8>, BodyError>,
+}
+
+impl HttpCheck<'_> {
+    /// The original path Envoy's HTTP ext_authz appends: `/validate/<path>`.
+    fn envoy_path(&self) -> Option<&str> {
+        self.request
+            .uri()
+            .path_and_query()
+            .and_then(|path| path.as_str().strip_prefix("/validate"))
+            .filter(|tail| tail.starts_with('/'))
+    }
+}
+
+impl CheckInput for HttpCheck<'_> {
+    type Sendable = OwnedHttpCheck;
+
+    fn facts(&self) -> CheckRequest<'_> {
+        request::read(
+            self.request.headers(),
+            self.request.method().as_str(),
+            self.envoy_path(),
+            body(&self.body),
+        )
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        request::request_id(self.request.headers())
+    }
+
+    fn into_sendable(self) -> OwnedHttpCheck {
+        OwnedHttpCheck {
+            headers: self.request.headers().clone(),
+            method: self.request.method().as_str().to_owned(),
+            envoy_path: self.envoy_path().map(str::to_owned),
+            body: self.body,
+        }
+    }
+}
+
+/// A `/validate` request copied out of actix's request, to be decided on another thread.
+struct OwnedHttpCheck {
+    headers: HeaderMap,
+    method: String,
+    envoy_path: Option<String>,
+    body: Result<Vec<u8>, BodyError>,
+}
+
+impl CheckInput for OwnedHttpCheck {
+    type Sendable = OwnedHttpCheck;
+
+    fn facts(&self) -> CheckRequest<'_> {
+        request::read(
+            &self.headers,
+            &self.method,
+            self.envoy_path.as_deref(),
+            body(&self.body),
+        )
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        request::request_id(&self.headers)
+    }
+
+    fn into_sendable(self) -> OwnedHttpCheck {
+        self
+    }
+}
+
+fn body(read: &Result<Vec<u8>, BodyError>) -> Body<'_> {
+    match read {
+        Ok(bytes) => Body::Complete(bytes),
+        Err(_) => Body::TooLarge,
     }
 }
 
@@ -91,27 +168,14 @@ async fn validate(
     authorizer: web::Data<Authorizer>,
 ) -> HttpResponse {
     let body = read_body(&request, payload, authorizer.max_body_bytes()).await;
-    let body = match &body {
-        Ok(bytes) => Body::Complete(bytes),
-        Err(BodyError::TooLarge) => Body::TooLarge,
-        Err(BodyError::Broken) => return HttpResponse::BadRequest().finish(),
-    };
-    let envoy_path = request
-        .uri()
-        .path_and_query()
-        .and_then(|path| path.as_str().strip_prefix("/validate"))
-        .filter(|tail| tail.starts_with('/'));
-    let check = request::read(
-        request.headers(),
-        request.method().as_str(),
-        envoy_path,
+    if let Err(BodyError::Broken) = body {
+        return HttpResponse::BadRequest().finish();
+    }
+    let check = HttpCheck {
+        request: &request,
         body,
-    );
-    let started = Instant::now();
-    let decision = authorizer.check(&check).await;
-    let request_id = request::request_id(request.headers());
-    answer::log(&decision, request_id, started.elapsed().as_micros());
-    respond(answer::answer(&decision, authorizer.settings()))
+    };
+    respond(authorizer.into_inner().answer(check).await)
 }
 
 enum BodyError {
@@ -144,18 +208,28 @@ async fn read_body(
     Ok(body)
 }
 
+/// Transcribes an answer. Removals travel in one comma-separated header, as Envoy's HTTP
+/// ext_authz and deploy/nginx's Lua read them.
 fn respond(answer: Answer) -> HttpResponse {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(answer.status.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match answer.body {
         Some(body) => HttpResponse::with_body(status, body).map_into_boxed_body(),
         None => HttpResponse::new(status),
     };
     let headers = response.headers_mut();
-    for (name, value) in answer.headers {
-        // Names are literals; values are owned strings moved in without a copy. A value that
-        // is not a valid header value (a claim with a line break) fails the check closed.
-        match HeaderValue::try_from(value) {
+    for (name, value) in answer.set_headers {
+        // Names are literals; values are checked text moved in without a copy (the conversion
+        // cannot fail for a `HeaderText`; should it, the check fails closed).
+        match HeaderValue::try_from(value.into_string()) {
             Ok(value) => headers.append(HeaderName::from_static(name), value),
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        }
+    }
+    if !answer.remove_headers.is_empty() {
+        let names = answer.remove_headers.join(",");
+        match HeaderValue::try_from(names) {
+            Ok(value) => headers.append(HeaderName::from_static(HEADERS_TO_REMOVE), value),
             Err(_) => return HttpResponse::InternalServerError().finish(),
         }
     }

@@ -102,8 +102,15 @@ impl RpcError {
     }
 }
 
-/// Parses a JSON-RPC body (one message or a batch).
-pub fn parse(body: &[u8]) -> Result<Payload, RpcError> {
+/// Longest JSON-RPC method accepted. MCP's methods are a few words; a method is passed on in
+/// `X-Method` and written to the decision log, so its size is bounded.
+pub const MAX_METHOD_BYTES: usize = 256;
+/// Longest tool name accepted in a `tools/call` (MCP suggests at most 128 characters); passed
+/// on in `X-Tool-Name` and written to the decision log.
+pub const MAX_TOOL_NAME_BYTES: usize = 512;
+
+/// Parses a JSON-RPC body (one message, or a batch of at most `max_batch` messages).
+pub fn parse(body: &[u8], max_batch: usize) -> Result<Payload, RpcError> {
     // JSON is UTF-8 (RFC 8259 §8.1). serde_json does not validate the strings it skips, and a
     // skipped string with an overlong `"` (C0 A2) reads as structure to a lenient decoder.
     let body = std::str::from_utf8(body).map_err(|err| RpcError {
@@ -112,10 +119,12 @@ pub fn parse(body: &[u8]) -> Result<Payload, RpcError> {
         id: None,
     })?;
     let mut deserializer = serde_json::Deserializer::from_str(body);
-    let raw = BodySeed.deserialize(&mut deserializer).and_then(|raw| {
-        deserializer.end()?;
-        Ok(raw)
-    });
+    let raw = BodySeed { max_batch }
+        .deserialize(&mut deserializer)
+        .and_then(|raw| {
+            deserializer.end()?;
+            Ok(raw)
+        });
     let raw = raw.map_err(|err| {
         let code = match err.classify() {
             serde_json::error::Category::Data => code::INVALID_REQUEST,
@@ -196,6 +205,9 @@ impl RawMessage {
         let Value::String(method) = method else {
             return Err(RpcError::invalid("`method` must be a string", id));
         };
+        if let Err(problem) = header_safe_name(&method, MAX_METHOD_BYTES) {
+            return Err(RpcError::invalid(format!("`method` {problem}"), id));
+        }
         let params = self.params.unwrap_or_default();
         let name_field = match method.as_str() {
             "resources/read" => params.uri,
@@ -205,13 +217,32 @@ impl RawMessage {
             Some(Value::String(name)) => Some(name),
             _ => None,
         };
-        if method == "tools/call" && (!params.is_object || name.is_none()) {
-            return Err(RpcError::invalid(
-                "`tools/call` needs a string `params.name`",
-                id,
-            ));
+        if method == "tools/call" {
+            let Some(tool) = name.as_deref().filter(|_| params.is_object) else {
+                return Err(RpcError::invalid(
+                    "`tools/call` needs a string `params.name`",
+                    id,
+                ));
+            };
+            if let Err(problem) = header_safe_name(tool, MAX_TOOL_NAME_BYTES) {
+                return Err(RpcError::invalid(format!("the tool name {problem}"), id));
+            }
         }
         Ok(Message::Call { id, method, name })
+    }
+}
+
+/// A method or tool name is passed on in a header and logged: not empty, at most `limit` bytes,
+/// no control characters.
+fn header_safe_name(name: &str, limit: usize) -> Result<(), String> {
+    if name.is_empty() {
+        Err("is empty".to_owned())
+    } else if name.len() > limit {
+        Err(format!("is longer than {limit} bytes"))
+    } else if name.chars().any(char::is_control) {
+        Err("has a control character".to_owned())
+    } else {
+        Ok(())
     }
 }
 
@@ -222,8 +253,10 @@ impl RawMessage {
 struct SeenKeys<'de>(HashSet<Cow<'de, str>>);
 
 impl<'de> SeenKeys<'de> {
-    fn first_time<E: de::Error>(&mut self, key: &Cow<'de, str>) -> Result<(), E> {
-        if self.0.insert(key.clone()) {
+    /// Remembers `key`; refuses it when the object had it already. (Cloning a borrowed key is
+    /// free; only keys spelt with escapes were copied when read.)
+    fn first_time<E: de::Error>(&mut self, key: &str, owned: Cow<'de, str>) -> Result<(), E> {
+        if self.0.insert(owned) {
             Ok(())
         } else {
             Err(E::custom(format!("duplicate key `{}`", shown(key))))
@@ -266,7 +299,9 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-struct BodySeed;
+struct BodySeed {
+    max_batch: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for BodySeed {
     type Value = RawBody;
@@ -289,6 +324,12 @@ impl<'de> Visitor<'de> for BodySeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawBody, A::Error> {
         let mut messages = Vec::new();
         while let Some(message) = seq.next_element_seed(MessageVisitor)? {
+            if messages.len() == self.max_batch {
+                return Err(de::Error::custom(format!(
+                    "a batch may hold at most {} messages (AUTH_MAX_BATCH)",
+                    self.max_batch
+                )));
+            }
             messages.push(message);
         }
         Ok(RawBody::Batch(messages))
@@ -315,7 +356,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let mut raw = RawMessage::default();
         let mut seen = SeenKeys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            seen.first_time(&key)?;
+            seen.first_time(&key, key.clone())?;
             match key.as_ref() {
                 "jsonrpc" => raw.jsonrpc = Some(map.next_value()?),
                 "id" => raw.id = Some(map.next_value()?),
@@ -357,7 +398,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         };
         let mut seen = SeenKeys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            seen.first_time(&key)?;
+            seen.first_time(&key, key.clone())?;
             match key.as_ref() {
                 "name" => params.name = Some(map.next_value()?),
                 "uri" => params.uri = Some(map.next_value()?),
@@ -380,15 +421,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MAX_BATCH: usize = 100;
+
     fn call(body: &str) -> Message {
-        match parse(body.as_bytes()) {
+        match parse(body.as_bytes(), MAX_BATCH) {
             Ok(Payload::Single(message)) => message,
             other => panic!("expected a single message, got {other:?}"),
         }
     }
 
     fn refused(body: &str) -> RpcError {
-        parse(body.as_bytes()).expect_err("body must be refused")
+        parse(body.as_bytes(), MAX_BATCH).expect_err("body must be refused")
     }
 
     #[test]
@@ -437,7 +480,7 @@ mod tests {
     #[test]
     fn batch_keeps_every_element_in_order() {
         let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}}]"#;
-        let Ok(Payload::Batch(messages)) = parse(body.as_bytes()) else {
+        let Ok(Payload::Batch(messages)) = parse(body.as_bytes(), MAX_BATCH) else {
             panic!("batch expected")
         };
         assert_eq!(messages.len(), 2);
@@ -462,7 +505,11 @@ mod tests {
             code::PARSE_ERROR
         );
         assert!(
-            parse("\u{feff}{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1}".as_bytes()).is_err()
+            parse(
+                "\u{feff}{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1}".as_bytes(),
+                MAX_BATCH
+            )
+            .is_err()
         );
     }
 
@@ -568,6 +615,52 @@ mod tests {
         assert_eq!(
             refused(r#"{"jsonrpc":"2.0","result":{}}"#).code,
             code::INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_refused_with_the_limit_named() {
+        let message = r#"{"jsonrpc":"2.0","method":"ping"}"#;
+        let batch = |count: usize| format!("[{}]", vec![message; count].join(","));
+        assert!(parse(batch(3).as_bytes(), 3).is_ok());
+        let err = parse(batch(4).as_bytes(), 3).expect_err("over the limit");
+        assert_eq!(err.code, code::INVALID_REQUEST);
+        assert!(
+            err.message.contains("at most 3 messages"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn methods_and_tool_names_that_cannot_travel_in_a_header_are_refused() {
+        let long_method = "m".repeat(MAX_METHOD_BYTES + 1);
+        let long_tool = "t".repeat(MAX_TOOL_NAME_BYTES + 1);
+        for body in [
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{long_method}"}}"#),
+            r#"{"jsonrpc":"2.0","id":1,"method":""}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list\r\nx-user: admin"}"#.to_owned(),
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{long_tool}"}}}}"#
+            ),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u000db"}}"#
+                .to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":""}}"#.to_owned(),
+        ] {
+            let err = refused(&body);
+            assert_eq!(
+                (err.code, err.id),
+                (code::INVALID_REQUEST, Some(json!(1))),
+                "{body}"
+            );
+        }
+        let longest = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+            "t".repeat(MAX_TOOL_NAME_BYTES)
+        );
+        assert_eq!(
+            call(&longest).tool().map(str::len),
+            Some(MAX_TOOL_NAME_BYTES)
         );
     }
 }

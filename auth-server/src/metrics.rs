@@ -1,11 +1,10 @@
 //! Prometheus metrics, served on their own listener (`AUTH_METRICS_LISTEN`) so that they are
 //! never reachable through the gateway.
 //!
-//! Decisions and body sizes are counted as they happen (by [`observe_decision`], called from
-//! the one place that logs decisions); the state of the caches, the key set and the policy is
-//! read from the [`Authorizer`] at scrape time.
+//! A leaf: it imports nothing of the crate's. Decisions and body sizes are counted as they
+//! happen ([`observe_decision`], [`observe_body`], fed by crate::record); the state of the caches,
+//! the key set and the policy is asked of a [`StateSource`] at scrape time.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock};
 
 use prometheus_client::collector::Collector;
@@ -16,7 +15,36 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::authorizer::Authorizer;
+/// The state figures of one process, read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct State {
+    /// Token lookups answered from the cache.
+    pub token_cache_hits: u64,
+    /// Token lookups that needed a verification.
+    pub token_cache_misses: u64,
+    /// Verified tokens in the cache.
+    pub token_cache_entries: u64,
+    /// Key set fetches that succeeded.
+    pub jwks_refresh_succeeded: u64,
+    /// Key set fetches that failed.
+    pub jwks_refresh_failed: u64,
+    /// Seconds since the key set was last fetched; `None`: never.
+    pub jwks_age_seconds: Option<u64>,
+    /// Usable keys in the key set.
+    pub jwks_keys: u64,
+    /// Policy reloads that took effect.
+    pub policy_reloads_succeeded: u64,
+    /// Policy reloads refused.
+    pub policy_reloads_failed: u64,
+    /// Whether checks can be answered.
+    pub ready: bool,
+}
+
+/// What can report the process's [`State`] (the authorizer).
+pub trait StateSource: Send + Sync + std::fmt::Debug {
+    /// The figures now.
+    fn state(&self) -> State;
+}
 
 /// Labels of `auth_decisions_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,8 +74,8 @@ pub fn observe_body(bytes: usize) {
     BODY_BYTES.observe(bytes as f64);
 }
 
-/// The registry of one process: the counters above and the state of `authorizer`.
-pub fn registry(authorizer: Arc<Authorizer>) -> Registry {
+/// The registry of one process: the counters above and the state of `source`.
+pub fn registry(source: Arc<dyn StateSource>) -> Registry {
     let mut registry = Registry::default();
     registry.register(
         "auth_decisions",
@@ -64,7 +92,7 @@ pub fn registry(authorizer: Arc<Authorizer>) -> Registry {
         "Sizes of the JSON-RPC bodies inspected",
         BODY_BYTES.clone(),
     );
-    registry.register_collector(Box::new(StateCollector(authorizer)));
+    registry.register_collector(Box::new(StateCollector(source)));
     registry
 }
 
@@ -80,83 +108,71 @@ pub fn render(registry: &Registry) -> String {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug)]
-struct StateCollector(Arc<Authorizer>);
+struct StateCollector(Arc<dyn StateSource>);
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let authorizer = &self.0;
-        let (hits, misses) = authorizer.token_cache().hits_and_misses();
-        counter(
-            &mut encoder,
-            "auth_token_cache_hits",
-            "Token lookups answered from the cache",
-            hits,
-        )?;
-        counter(
-            &mut encoder,
-            "auth_token_cache_misses",
-            "Token lookups that needed a verification",
-            misses,
-        )?;
-        gauge(
-            &mut encoder,
-            "auth_token_cache_entries",
-            "Verified tokens in the cache",
-            authorizer.token_cache().len() as i64,
-        )?;
-
-        let stats = authorizer.keys().stats();
-        counter(
-            &mut encoder,
-            "auth_jwks_refresh_succeeded",
-            "Key set fetches that succeeded",
-            stats.succeeded.load(Relaxed),
-        )?;
-        counter(
-            &mut encoder,
-            "auth_jwks_refresh_failed",
-            "Key set fetches that failed",
-            stats.failed.load(Relaxed),
-        )?;
-        let last = stats.last_success_unix.load(Relaxed);
-        let age = if last == 0 {
-            -1
-        } else {
-            crate::unix_now().saturating_sub(last) as i64
-        };
-        gauge(
-            &mut encoder,
-            "auth_jwks_age_seconds",
-            "Seconds since the key set was last fetched (-1: never)",
-            age,
-        )?;
-        let keys = authorizer.keys().keys().map(|keys| keys.len()).unwrap_or(0);
-        gauge(
-            &mut encoder,
-            "auth_jwks_keys",
-            "Usable keys in the key set",
-            keys as i64,
-        )?;
-
-        let reloads = authorizer.reload_stats();
-        counter(
-            &mut encoder,
-            "auth_policy_reloads_succeeded",
-            "Policy reloads that took effect",
-            reloads.succeeded.load(Relaxed),
-        )?;
-        counter(
-            &mut encoder,
-            "auth_policy_reloads_failed",
-            "Policy reloads refused (old policy kept)",
-            reloads.failed.load(Relaxed),
-        )?;
-        gauge(
-            &mut encoder,
-            "auth_ready",
-            "1 when checks can be answered (key set available)",
-            i64::from(authorizer.ready()),
-        )?;
+        let state = self.0.state();
+        let counters = [
+            (
+                "auth_token_cache_hits",
+                "Token lookups answered from the cache",
+                state.token_cache_hits,
+            ),
+            (
+                "auth_token_cache_misses",
+                "Token lookups that needed a verification",
+                state.token_cache_misses,
+            ),
+            (
+                "auth_jwks_refresh_succeeded",
+                "Key set fetches that succeeded",
+                state.jwks_refresh_succeeded,
+            ),
+            (
+                "auth_jwks_refresh_failed",
+                "Key set fetches that failed",
+                state.jwks_refresh_failed,
+            ),
+            (
+                "auth_policy_reloads_succeeded",
+                "Policy reloads that took effect",
+                state.policy_reloads_succeeded,
+            ),
+            (
+                "auth_policy_reloads_failed",
+                "Policy reloads refused (old policy kept)",
+                state.policy_reloads_failed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(&mut encoder, name, help, value)?;
+        }
+        let gauges = [
+            (
+                "auth_token_cache_entries",
+                "Verified tokens in the cache",
+                state.token_cache_entries as i64,
+            ),
+            (
+                "auth_jwks_age_seconds",
+                "Seconds since the key set was last fetched (-1: never)",
+                state.jwks_age_seconds.map_or(-1, |age| age as i64),
+            ),
+            (
+                "auth_jwks_keys",
+                "Usable keys in the key set",
+                state.jwks_keys as i64,
+            ),
+            (
+                "auth_ready",
+                "1 when checks can be answered (key set available)",
+                i64::from(state.ready),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            gauge(&mut encoder, name, help, value)?;
+        }
         Ok(())
     }
 }

@@ -1,32 +1,123 @@
-//! Reading a [`CheckRequest`] out of request headers, the same way for every shell (HTTP for
-//! nginx and Envoy, gRPC for Envoy): only the way headers are looked up differs.
+//! Request facts: what a check request says, read the same way by every shell (HTTP for nginx
+//! and Envoy, gRPC for Envoy), before anything is judged. Only the way headers are looked up
+//! differs between shells; what each fact means is decided by [`crate::decision`].
 
-use crate::decision::{
-    Body, CheckRequest, CognitoHeaders, Credentials, IngressHeader, McpHeaders, TargetSource,
-};
-
-/// What a [`HeaderLookup`] gives for a header value it cannot read as text (not UTF-8, or not
-/// visible ASCII over HTTP/1.1): never a valid token, path or name, so the check refuses it.
-pub const UNREADABLE_HEADER: &str = "\u{fffd}";
-
-/// Read access to a request's headers, by lower-case name.
-pub trait HeaderLookup {
-    /// Every value of the header `name` (lower-case), in order. Names are literals: a shell
-    /// may turn them into its own header-name type once, without parsing or allocating.
-    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str>;
+/// What a request says about one header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFact<'a> {
+    /// Not sent.
+    Absent,
+    /// Sent once, as readable text.
+    Once(&'a str),
+    /// Sent more than once: which copy counts is ambiguous, so none does.
+    Repeated,
+    /// Sent once, but not readable text (not visible ASCII over HTTP/1.1, not UTF-8 over gRPC).
+    Unreadable,
 }
 
-/// The one value of a header: `Ok(None)` when absent, `Err(())` when repeated.
-fn single<'h>(headers: &'h impl HeaderLookup, name: &'static str) -> Result<Option<&'h str>, ()> {
-    let mut values = headers.values(name);
-    let first = values.next();
-    match values.next() {
-        Some(_) => Err(()),
-        None => Ok(first),
+impl<'a> HeaderFact<'a> {
+    /// Whether the header was sent at all.
+    pub fn is_present(self) -> bool {
+        !matches!(self, HeaderFact::Absent)
+    }
+
+    /// The value when sent once and readable.
+    pub fn once(self) -> Option<&'a str> {
+        match self {
+            HeaderFact::Once(value) => Some(value),
+            _ => None,
+        }
     }
 }
 
-/// Builds the check request.
+/// Read access to a request's headers, by lower-case name.
+pub trait HeaderLookup {
+    /// Every value of the header `name` (lower-case), in order; `None` for a value that is not
+    /// readable text. Names are literals: a shell may turn them into its own header-name type
+    /// once, without parsing or allocating.
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = Option<&'s str>>;
+
+    /// What the request says about the header `name`.
+    fn fact(&self, name: &'static str) -> HeaderFact<'_> {
+        let mut values = self.values(name);
+        match (values.next(), values.next()) {
+            (None, _) => HeaderFact::Absent,
+            (Some(_), Some(_)) => HeaderFact::Repeated,
+            (Some(Some(value)), None) => HeaderFact::Once(value),
+            (Some(None), None) => HeaderFact::Unreadable,
+        }
+    }
+}
+
+/// The request body as the shell read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// The whole body (empty when there was none).
+    Complete(&'a [u8]),
+    /// Larger than the limit, or incomplete: never inspected.
+    TooLarge,
+}
+
+/// Where the original request went, as the gateway describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetFacts<'a> {
+    /// `X-Original-URI` (path and query), set by nginx.
+    pub original_uri: HeaderFact<'a>,
+    /// `X-Original-URL` (absolute URL).
+    pub original_url: HeaderFact<'a>,
+    /// The path Envoy's HTTP ext_authz appends after `/validate`, or the gRPC request's path.
+    pub envoy_path: Option<&'a str>,
+}
+
+/// The ingress credential headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialFacts<'a> {
+    /// `X-Authorization`: the ingress token when present.
+    pub x_authorization: HeaderFact<'a>,
+    /// `Authorization`: the ingress token when `X-Authorization` is absent, else the egress token.
+    pub authorization: HeaderFact<'a>,
+}
+
+/// Seed-compatible Cognito headers; each must agree with configuration and token when present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CognitoFacts<'a> {
+    /// `X-User-Pool-Id`.
+    pub user_pool_id: HeaderFact<'a>,
+    /// `X-Client-Id`.
+    pub client_id: HeaderFact<'a>,
+    /// `X-Region`.
+    pub region: HeaderFact<'a>,
+}
+
+/// MCP request headers (spec 2026-07-28) that must agree with the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McpFacts<'a> {
+    /// `Mcp-Method`.
+    pub method: HeaderFact<'a>,
+    /// `Mcp-Name`.
+    pub name: HeaderFact<'a>,
+}
+
+/// Everything a check needs from the request, borrowed from the shell's own types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckRequest<'a> {
+    /// The check request's own method (the client's, for Envoy).
+    pub own_method: &'a str,
+    /// `X-Original-Method`: the client's method, as nginx forwards it.
+    pub original_method: HeaderFact<'a>,
+    /// The original target.
+    pub target: TargetFacts<'a>,
+    /// The JSON-RPC body.
+    pub body: Body<'a>,
+    /// Ingress (and egress) credentials.
+    pub credentials: CredentialFacts<'a>,
+    /// Cognito seed headers.
+    pub cognito: CognitoFacts<'a>,
+    /// MCP method headers.
+    pub mcp: McpFacts<'a>,
+}
+
+/// Reads the facts of a check request.
 ///
 /// `own_method` is the check request's own method; `envoy_path` the original path that Envoy's
 /// HTTP ext_authz appends after `/validate` (or the gRPC `CheckRequest` path).
@@ -36,97 +127,48 @@ pub fn read<'a>(
     envoy_path: Option<&'a str>,
     body: Body<'a>,
 ) -> CheckRequest<'a> {
-    let method = match single(headers, "x-original-method") {
-        Ok(Some(method)) => method,
-        Ok(None) => own_method,
-        // Never a method name: a repeated header is answered 405.
-        Err(()) => "<repeated X-Original-Method>",
-    };
-    let mcp_method = single(headers, "mcp-method");
-    let mcp_name = single(headers, "mcp-name");
     CheckRequest {
-        method,
-        target: target(headers, envoy_path),
+        own_method,
+        original_method: headers.fact("x-original-method"),
+        target: TargetFacts {
+            original_uri: headers.fact("x-original-uri"),
+            original_url: headers.fact("x-original-url"),
+            envoy_path,
+        },
         body,
-        credentials: credentials(headers),
-        cognito: CognitoHeaders {
-            user_pool_id: single(headers, "x-user-pool-id").unwrap_or(Some("")),
-            client_id: single(headers, "x-client-id").unwrap_or(Some("")),
-            region: single(headers, "x-region").unwrap_or(Some("")),
+        credentials: CredentialFacts {
+            x_authorization: headers.fact("x-authorization"),
+            authorization: headers.fact("authorization"),
         },
-        mcp: McpHeaders {
-            method: mcp_method.ok().flatten(),
-            name: mcp_name.ok().flatten(),
-            repeated: mcp_method.is_err() || mcp_name.is_err(),
+        cognito: CognitoFacts {
+            user_pool_id: headers.fact("x-user-pool-id"),
+            client_id: headers.fact("x-client-id"),
+            region: headers.fact("x-region"),
         },
-        carried_pool_headers: (
-            headers.values("x-user-pool-id").next().is_some(),
-            headers.values("x-region").next().is_some(),
-        ),
+        mcp: McpFacts {
+            method: headers.fact("mcp-method"),
+            name: headers.fact("mcp-name"),
+        },
     }
 }
 
 /// The gateway's request id (`X-Request-Id`, set by nginx from `$request_id` and by Envoy), for
 /// the decision log; only a short, printable value is kept.
 pub fn request_id(headers: &impl HeaderLookup) -> Option<&str> {
-    single(headers, "x-request-id")
-        .ok()
-        .flatten()
+    headers
+        .fact("x-request-id")
+        .once()
         .filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-}
-
-fn target<'a>(headers: &'a impl HeaderLookup, envoy_path: Option<&'a str>) -> TargetSource<'a> {
-    match (
-        single(headers, "x-original-uri"),
-        single(headers, "x-original-url"),
-    ) {
-        (Err(()), _) | (_, Err(())) => TargetSource::Ambiguous,
-        (Ok(Some(uri)), _) => TargetSource::Path(uri),
-        (Ok(None), Ok(Some(url))) => TargetSource::Url(url),
-        (Ok(None), Ok(None)) => match envoy_path {
-            Some(path) if !path.is_empty() && path != "/" => TargetSource::Path(path),
-            _ => TargetSource::Missing,
-        },
-    }
-}
-
-/// `X-Authorization` is the ingress token when present; otherwise `Authorization` is.
-fn credentials(headers: &impl HeaderLookup) -> Credentials<'_> {
-    let (value, header) = match single(headers, "x-authorization") {
-        Err(()) => return Credentials::Malformed("X-Authorization is repeated"),
-        Ok(Some(value)) => (value, IngressHeader::XAuthorization),
-        Ok(None) => match single(headers, "authorization") {
-            Err(()) => return Credentials::Malformed("Authorization is repeated"),
-            Ok(Some(value)) => (value, IngressHeader::Authorization),
-            Ok(None) => return Credentials::Missing,
-        },
-    };
-    match bearer_token(value) {
-        Some(token) => Credentials::Bearer { token, header },
-        None => Credentials::Malformed("the ingress header is not `Bearer <token>`"),
-    }
-}
-
-/// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token68 characters).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim_start_matches(' ');
-    // No early exit: a branch-free pass over a ~1 KB token compiles to SIMD.
-    let is_token68 = |b: u8| {
-        b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-    };
-    let all_token68 = token.bytes().fold(true, |ok, b| ok & is_token68(b));
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && all_token68).then_some(token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Pairs(Vec<(&'static str, &'static str)>);
+    struct Pairs(Vec<(&'static str, Option<&'static str>)>);
 
     impl HeaderLookup for Pairs {
-        fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
+        fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = Option<&'s str>> {
             self.0
                 .iter()
                 .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -134,94 +176,57 @@ mod tests {
         }
     }
 
-    fn read_pairs(pairs: &Pairs) -> CheckRequest<'_> {
-        read(pairs, "POST", None, Body::Complete(b""))
+    #[test]
+    fn a_header_is_absent_once_repeated_or_unreadable() {
+        let headers = Pairs(vec![
+            ("x-once", Some("a")),
+            ("x-twice", Some("a")),
+            ("x-twice", Some("b")),
+            ("x-binary", None),
+            ("x-twice-binary", None),
+            ("x-twice-binary", Some("a")),
+        ]);
+        assert_eq!(headers.fact("x-none"), HeaderFact::Absent);
+        assert_eq!(headers.fact("x-once"), HeaderFact::Once("a"));
+        assert_eq!(headers.fact("x-twice"), HeaderFact::Repeated);
+        assert_eq!(headers.fact("x-binary"), HeaderFact::Unreadable);
+        assert_eq!(headers.fact("x-twice-binary"), HeaderFact::Repeated);
     }
 
     #[test]
-    fn x_authorization_is_ingress_and_authorization_is_egress() {
+    fn facts_keep_each_header_apart() {
         let headers = Pairs(vec![
-            ("x-authorization", "Bearer ingress"),
-            ("authorization", "Bearer egress"),
+            ("x-authorization", Some("Bearer ingress")),
+            ("authorization", Some("Bearer egress")),
+            ("x-original-uri", Some("/a/mcp")),
+            ("x-original-uri", Some("/b/mcp")),
+            ("x-client-id", Some("a")),
+            ("x-client-id", Some("b")),
         ]);
+        let facts = read(&headers, "POST", Some("/c/mcp"), Body::TooLarge);
         assert_eq!(
-            read_pairs(&headers).credentials,
-            Credentials::Bearer {
-                token: "ingress",
-                header: IngressHeader::XAuthorization
+            facts.credentials,
+            CredentialFacts {
+                x_authorization: HeaderFact::Once("Bearer ingress"),
+                authorization: HeaderFact::Once("Bearer egress"),
             }
         );
+        assert_eq!(facts.target.original_uri, HeaderFact::Repeated);
+        assert_eq!(facts.target.envoy_path, Some("/c/mcp"));
+        assert_eq!(facts.cognito.client_id, HeaderFact::Repeated);
+        assert_eq!(facts.original_method, HeaderFact::Absent);
     }
 
     #[test]
-    fn authorization_is_ingress_when_alone() {
-        let headers = Pairs(vec![("authorization", "bearer abc.def.ghi")]);
-        assert_eq!(
-            read_pairs(&headers).credentials,
-            Credentials::Bearer {
-                token: "abc.def.ghi",
-                header: IngressHeader::Authorization
-            }
-        );
-    }
-
-    #[test]
-    fn repeated_or_non_bearer_credentials_are_malformed() {
-        for headers in [
-            vec![
-                ("x-authorization", "Bearer a"),
-                ("x-authorization", "Bearer b"),
-            ],
-            vec![("authorization", "Basic dXNlcjpwYXNz")],
-            vec![("authorization", "Bearer")],
-            vec![("authorization", "Bearer a b")],
-        ] {
-            assert!(matches!(
-                read_pairs(&Pairs(headers)).credentials,
-                Credentials::Malformed(_)
-            ));
-        }
-        assert_eq!(read_pairs(&Pairs(vec![])).credentials, Credentials::Missing);
-    }
-
-    #[test]
-    fn target_prefers_original_uri_then_url_then_envoy_path() {
-        let headers = Pairs(vec![
-            ("x-original-uri", "/a/mcp"),
-            ("x-original-url", "http://h/b/mcp"),
+    fn request_id_is_kept_only_when_short_and_printable() {
+        let ok = Pairs(vec![("x-request-id", Some("abc123"))]);
+        assert_eq!(request_id(&ok), Some("abc123"));
+        let spaced = Pairs(vec![("x-request-id", Some("a b"))]);
+        assert_eq!(request_id(&spaced), None);
+        let twice = Pairs(vec![
+            ("x-request-id", Some("a")),
+            ("x-request-id", Some("b")),
         ]);
-        assert_eq!(
-            read(&headers, "POST", Some("/c/mcp"), Body::TooLarge).target,
-            TargetSource::Path("/a/mcp")
-        );
-        let headers = Pairs(vec![("x-original-url", "http://h/b/mcp")]);
-        assert_eq!(
-            read(&headers, "POST", Some("/c/mcp"), Body::TooLarge).target,
-            TargetSource::Url("http://h/b/mcp")
-        );
-        let headers = Pairs(vec![]);
-        assert_eq!(
-            read(&headers, "POST", Some("/c/mcp"), Body::TooLarge).target,
-            TargetSource::Path("/c/mcp")
-        );
-        assert_eq!(
-            read(&headers, "POST", None, Body::TooLarge).target,
-            TargetSource::Missing
-        );
-        let headers = Pairs(vec![("x-original-uri", "/a"), ("x-original-uri", "/b")]);
-        assert_eq!(read_pairs(&headers).target, TargetSource::Ambiguous);
-    }
-
-    #[test]
-    fn repeated_cognito_header_never_matches() {
-        let headers = Pairs(vec![("x-client-id", "a"), ("x-client-id", "b")]);
-        assert_eq!(read_pairs(&headers).cognito.client_id, Some(""));
-    }
-
-    #[test]
-    fn original_method_header_wins() {
-        let headers = Pairs(vec![("x-original-method", "DELETE")]);
-        assert_eq!(read_pairs(&headers).method, "DELETE");
-        assert_eq!(read_pairs(&Pairs(vec![])).method, "POST");
+        assert_eq!(request_id(&twice), None);
     }
 }

@@ -3,7 +3,9 @@
 //! The server is the first path segment, percent-decoded. The raw path is judged as the client
 //! sent it, before any proxy normalises it, and anything that two parsers could read differently
 //! is refused rather than guessed: `..` and `.` segments (also encoded), `//`, an encoded `/` or
-//! `\`, a malformed escape, and control characters. The query string never names the server.
+//! `\`, a malformed escape, control characters, a `;` (servlet containers cut path parameters at
+//! it, so `/a/..;/b` is `/a/../b` to them and one segment to nginx) and an encoded `%` (a
+//! second decoding would turn `%252e%252e` into `..`). The query string never names the server.
 
 /// Why a target path was refused (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +15,12 @@ pub enum TargetError {
         "the request names no target path (X-Original-URI, X-Original-URL or /validate/<path>)"
     )]
     Missing,
+    /// A target header came more than once: which copy counts is ambiguous.
+    #[error("{0} is repeated")]
+    Repeated(&'static str),
+    /// A target header is not readable text.
+    #[error("{0} is not readable text")]
+    Unreadable(&'static str),
     /// The path does not start with `/`, or the URL has no path.
     #[error("the target path must start with `/`")]
     NotAbsolute,
@@ -28,6 +36,12 @@ pub enum TargetError {
     /// `%2f`, `%5c` or a raw `\`.
     #[error("the target path has an encoded `/` or a `\\`")]
     EncodedSeparator,
+    /// A `;`, raw or encoded: a path parameter to some servers, part of the segment to others.
+    #[error("the target path has a `;` (path parameters are read differently by each server)")]
+    PathParameter,
+    /// `%25`: an encoded `%`, which a second decoding would turn into something else.
+    #[error("the target path has an encoded `%` (%25): it would read differently decoded twice")]
+    DoubleEncoding,
     /// A `%` not followed by two hex digits.
     #[error("the target path has a malformed percent-escape")]
     BadEscape,
@@ -89,19 +103,20 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, TargetError> {
                 let hi = bytes.next().and_then(hex_value);
                 let lo = bytes.next().and_then(hex_value);
                 match (hi, lo) {
-                    (Some(hi), Some(lo)) => {
-                        let value = hi << 4 | lo;
-                        if value == b'/' || value == b'\\' {
-                            return Err(TargetError::EncodedSeparator);
-                        }
-                        value
-                    }
+                    (Some(hi), Some(lo)) => match hi << 4 | lo {
+                        b'/' | b'\\' => return Err(TargetError::EncodedSeparator),
+                        b'%' => return Err(TargetError::DoubleEncoding),
+                        value => value,
+                    },
                     _ => return Err(TargetError::BadEscape),
                 }
             }
             b'\\' => return Err(TargetError::EncodedSeparator),
             other => other,
         };
+        if byte == b';' {
+            return Err(TargetError::PathParameter);
+        }
         if byte < 0x20 || byte == 0x7f {
             return Err(TargetError::ControlCharacter);
         }
@@ -168,6 +183,16 @@ mod tests {
             ("fininfo/mcp", TargetError::NotAbsolute),
             ("/", TargetError::NoServer),
             ("/%ff/mcp", TargetError::NotUtf8),
+            ("/currenttime/..;/fininfo/mcp", TargetError::PathParameter),
+            ("/fininfo;jsessionid=1/mcp", TargetError::PathParameter),
+            ("/fininfo/mcp;x", TargetError::PathParameter),
+            ("/fininfo%3b/mcp", TargetError::PathParameter),
+            (
+                "/currenttime/%252e%252e/fininfo/mcp",
+                TargetError::DoubleEncoding,
+            ),
+            ("/fininfo%252fadmin/mcp", TargetError::DoubleEncoding),
+            ("/fininfo/%25", TargetError::DoubleEncoding),
         ];
         for (path, expected) in cases {
             assert_eq!(server_from_path(path), Err(expected), "{path}");

@@ -315,7 +315,8 @@ fn string_list(claims: &Map<String, Value>, name: &str) -> Result<Option<Vec<Str
 /// Verified tokens, kept until they expire or the key set changes; bounded in entries.
 #[derive(Debug)]
 pub struct TokenCache {
-    entries: quick_cache::sync::Cache<Box<str>, CachedToken>,
+    /// `None` when caching is off (`AUTH_TOKEN_CACHE_SIZE=0`).
+    entries: Option<quick_cache::sync::Cache<Box<str>, CachedToken>>,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
 }
@@ -327,10 +328,10 @@ struct CachedToken {
 }
 
 impl TokenCache {
-    /// A cache of at most `capacity` tokens (0 disables caching).
+    /// A cache of at most `capacity` tokens; 0 turns caching off (every check verifies).
     pub fn new(capacity: usize) -> Self {
         TokenCache {
-            entries: quick_cache::sync::Cache::new(capacity.max(1)),
+            entries: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
             hits: Default::default(),
             misses: Default::default(),
         }
@@ -345,14 +346,15 @@ impl TokenCache {
         leeway: u64,
     ) -> Option<Arc<VerifiedToken>> {
         use std::sync::atomic::Ordering::Relaxed;
-        let Some(cached) = self.entries.get(token) else {
+        let entries = self.entries.as_ref()?;
+        let Some(cached) = entries.get(token) else {
             self.misses.fetch_add(1, Relaxed);
             return None;
         };
         if cached.key_generation != key_generation
             || cached.token.expires_at.saturating_add(leeway) < now
         {
-            self.entries.remove(token);
+            entries.remove(token);
             self.misses.fetch_add(1, Relaxed);
             return None;
         }
@@ -360,15 +362,17 @@ impl TokenCache {
         Some(cached.token)
     }
 
-    /// Remembers a verified token.
+    /// Remembers a token verified with the key set of `key_generation`.
     pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>, key_generation: u64) {
-        self.entries.insert(
-            token.into(),
-            CachedToken {
-                token: verified,
-                key_generation,
-            },
-        );
+        if let Some(entries) = &self.entries {
+            entries.insert(
+                token.into(),
+                CachedToken {
+                    token: verified,
+                    key_generation,
+                },
+            );
+        }
     }
 
     /// Lookups answered from the cache, and lookups that were not, since start.
@@ -379,11 +383,11 @@ impl TokenCache {
 
     /// Number of cached tokens.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.as_ref().map_or(0, |entries| entries.len())
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }

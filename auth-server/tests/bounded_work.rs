@@ -13,52 +13,30 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use auth_server::answer;
-use auth_server::decision::{Body, Context, Decision, DenyReason, decide};
+use auth_server::decision::{Decision, DenyReason, decide};
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::request::{self, HeaderLookup};
-use auth_server::token::TokenCache;
 use common::worst_case::{ONE_MIB, shapes};
 use common::*;
 
 /// Far above a linear decision of 1 MiB (milliseconds), far below a quadratic one (minutes).
 const BOUND: Duration = Duration::from_secs(3);
 
-struct Headers(Vec<(&'static str, String)>);
-
-impl HeaderLookup for Headers {
-    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
-        self.0
-            .iter()
-            .filter(move |(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// Decides `body` for a caller whose valid token belongs to no group, on another thread;
 /// `None` when no decision came within `bound` (the thread is left behind: the test fails).
 fn decide_within(body: String, bound: Duration) -> Option<(Decision, Duration)> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let policy = CompiledPolicy::load(&example_scopes()).unwrap();
-        let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
-        let rules = cognito_rules();
-        let cache = TokenCache::new(16);
+        let core = Core::new(
+            CompiledPolicy::load(&example_scopes()).unwrap(),
+            Some(KeySet::from_json(&jwks(&[rsa_key()])).unwrap()),
+            cognito_rules(),
+            None,
+        );
         let token = rsa_key().sign(&cognito_claims("agent", &[]));
-        let headers = Headers(vec![
-            ("x-original-uri", "/fininfo/mcp".to_owned()),
-            ("x-authorization", format!("Bearer {token}")),
-        ]);
-        let check = request::read(&headers, "POST", None, Body::Complete(body.as_bytes()));
-        let context = Context {
-            policy: &policy,
-            keys: Some(&keys),
-            key_generation: 1,
-            rules: &rules,
-            cognito_pool: None,
-            cache: &cache,
-            now: NOW,
-        };
+        let check = TestCheck::post("/fininfo/mcp", Some(&token), body);
+        let check = check.facts();
+        let context = core.context(NOW);
         // Verify the token first, so that the time measured below is the body's.
         let _ = decide(&check, &context);
         let started = Instant::now();

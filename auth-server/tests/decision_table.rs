@@ -5,54 +5,41 @@
 mod common;
 
 use auth_server::answer::{self, AnswerSettings};
-use auth_server::decision::{
-    Body, CheckRequest, CognitoHeaders, CognitoPool, Context, Credentials, Decision, IngressHeader,
-    McpHeaders, TargetSource, decide,
-};
+use auth_server::decision::{CognitoPool, Decision, decide};
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::token::{TokenCache, TokenRules};
 use common::*;
 use serde_json::json;
 
 struct World {
-    policy: CompiledPolicy,
-    keys: KeySet,
-    rules: TokenRules,
-    pool: CognitoPool,
-    cache: TokenCache,
+    core: Core,
 }
 
 impl World {
     fn new() -> World {
-        let path = example_scopes();
+        World::with_keys(true)
+    }
+
+    /// The shipped policy, Cognito rules for [`ISSUER`] with pool `us-east-1_Test`, and the
+    /// test key set, or no key set at all.
+    fn with_keys(with_keys: bool) -> World {
+        let policy = CompiledPolicy::load(&example_scopes()).expect("shipped scopes.yml compiles");
+        let keys = with_keys.then(|| KeySet::from_json(&jwks(&[rsa_key()])).unwrap());
+        let pool = CognitoPool {
+            region: "us-east-1".into(),
+            user_pool_id: "us-east-1_Test".into(),
+        };
         World {
-            policy: CompiledPolicy::load(&path).expect("shipped scopes.yml compiles"),
-            keys: KeySet::from_json(&jwks(&[rsa_key()])).unwrap(),
-            rules: cognito_rules(),
-            pool: CognitoPool {
-                region: "us-east-1".into(),
-                user_pool_id: "us-east-1_Test".into(),
-            },
-            cache: TokenCache::new(100),
+            core: Core::new(policy, keys, cognito_rules(), Some(pool)),
         }
     }
 
-    /// A snapshot at `now`, with the key set or without one.
-    fn context(&self, now: u64, with_keys: bool) -> Context<'_> {
-        Context {
-            policy: &self.policy,
-            keys: with_keys.then_some(&self.keys),
-            key_generation: u64::from(with_keys),
-            rules: &self.rules,
-            cognito_pool: Some(&self.pool),
-            cache: &self.cache,
-            now,
-        }
+    fn decide(&self, check: &TestCheck) -> Decision {
+        self.decide_at(check, NOW)
     }
 
-    fn decide(&self, request: &CheckRequest<'_>) -> Decision {
-        decide(request, &self.context(NOW, true))
+    fn decide_at(&self, check: &TestCheck, now: u64) -> Decision {
+        decide(&check.facts(), &self.core.context(now))
     }
 }
 
@@ -60,19 +47,8 @@ fn token_for(groups: &[&str]) -> String {
     rsa_key().sign(&cognito_claims("agent", groups))
 }
 
-fn request<'a>(token: &'a str, path: &'a str, body: &'a [u8]) -> CheckRequest<'a> {
-    CheckRequest {
-        method: "POST",
-        target: TargetSource::Path(path),
-        body: Body::Complete(body),
-        credentials: Credentials::Bearer {
-            token,
-            header: IngressHeader::XAuthorization,
-        },
-        cognito: CognitoHeaders::default(),
-        mcp: McpHeaders::default(),
-        carried_pool_headers: (false, false),
-    }
+fn request(token: &str, path: &str, body: &[u8]) -> TestCheck {
+    TestCheck::post(path, Some(token), body)
 }
 
 fn call(tool: &str) -> Vec<u8> {
@@ -88,12 +64,23 @@ fn method(name: &str) -> Vec<u8> {
 }
 
 fn status(decision: &Decision) -> u16 {
-    let settings = AnswerSettings {
-        auth_method: "cognito",
+    answer::answer(decision.clone(), &settings()).status.http
+}
+
+fn settings() -> AnswerSettings {
+    AnswerSettings {
         resource_metadata: None,
         max_body_bytes: 1024,
-    };
-    answer::answer(decision, &settings).status
+    }
+}
+
+/// The value of header `name` the answer sets.
+fn set_header<'a>(answer: &'a answer::Answer, name: &str) -> Option<&'a str> {
+    answer
+        .set_headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 const ADMIN: &[&str] = &["mcp-registry-admin"];
@@ -261,14 +248,7 @@ fn batch_with_one_denied_call_is_denied_whole() {
     .to_string();
     let decision = world.decide(&request(&token, "/fininfo/mcp", body.as_bytes()));
     assert_eq!(status(&decision), 403);
-    let answer = answer::answer(
-        &decision,
-        &AnswerSettings {
-            auth_method: "cognito",
-            resource_metadata: None,
-            max_body_bytes: 1,
-        },
-    );
+    let answer = answer::answer(decision, &settings());
     let body: serde_json::Value = serde_json::from_str(answer.body.as_deref().unwrap()).unwrap();
     assert_eq!(body["tool"], "delete_all_portfolios");
 }
@@ -284,19 +264,8 @@ fn allowed_batch_lists_every_method_and_tool_in_order() {
     ])
     .to_string();
     let decision = world.decide(&request(&token, "/fininfo/mcp", body.as_bytes()));
-    let settings = AnswerSettings {
-        auth_method: "cognito",
-        resource_metadata: None,
-        max_body_bytes: 1,
-    };
-    let answer = answer::answer(&decision, &settings);
-    let header = |name: &str| {
-        answer
-            .headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let answer = answer::answer(decision, &settings());
+    let header = |name: &str| set_header(&answer, name);
     assert_eq!(
         header("x-method"),
         Some("tools/list,notifications/initialized,tools/call")
@@ -310,13 +279,11 @@ fn order_is_size_then_token_then_shape_then_policy() {
     let world = World::new();
     let reader = token_for(READER);
     // Too large beats a missing token.
-    let mut too_large = request("", "/fininfo/mcp", b"");
-    too_large.credentials = Credentials::Missing;
-    too_large.body = Body::TooLarge;
+    let mut too_large = TestCheck::post("/fininfo/mcp", None, b"");
+    too_large.body = None;
     assert_eq!(status(&world.decide(&too_large)), 413);
     // A missing token beats a malformed body and a bad path.
-    let mut anonymous = request("", "/../x", b"not json");
-    anonymous.credentials = Credentials::Missing;
+    let anonymous = TestCheck::post("/../x", None, b"not json");
     assert_eq!(status(&world.decide(&anonymous)), 401);
     // A bad token beats a bad body.
     assert_eq!(
@@ -383,13 +350,11 @@ fn http_methods_other_than_get_post_delete_are_405_and_body_less_post_is_400() {
         ("DELETE", b"", 200),
         ("GET", b"{}", 400),
     ] {
-        let mut check = request(&token, "/fininfo/mcp", body);
-        check.method = http_method;
+        let check = request(&token, "/fininfo/mcp", body).method(http_method);
         assert_eq!(status(&world.decide(&check)), expected, "{http_method}");
     }
     let nobody = token_for(&[]);
-    let mut listen = request(&nobody, "/fininfo/mcp", b"");
-    listen.method = "GET";
+    let listen = request(&nobody, "/fininfo/mcp", b"").method("GET");
     assert_eq!(
         status(&world.decide(&listen)),
         403,
@@ -424,20 +389,16 @@ fn mcp_headers_must_match_the_body() {
     ];
     for (mcp_method, mcp_name, expected) in cases {
         let mut check = request(&token, "/fininfo/mcp", &body);
-        check.mcp = McpHeaders {
-            method: mcp_method,
-            name: mcp_name,
-            repeated: false,
-        };
+        if let Some(value) = mcp_method {
+            check = check.header("mcp-method", value);
+        }
+        if let Some(value) = mcp_name {
+            check = check.header("mcp-name", value);
+        }
         let decision = world.decide(&check);
         assert_eq!(status(&decision), expected, "{mcp_method:?} {mcp_name:?}");
         if expected == 400 {
-            let settings = AnswerSettings {
-                auth_method: "cognito",
-                resource_metadata: None,
-                max_body_bytes: 1,
-            };
-            let answer = answer::answer(&decision, &settings);
+            let answer = answer::answer(decision, &settings());
             assert!(answer.body.unwrap().contains("-32020"));
         }
     }
@@ -448,52 +409,65 @@ fn cognito_seed_headers_must_agree() {
     let world = World::new();
     let token = token_for(ADMIN);
     let body = method("tools/list");
-    let cases = [
+    let cases: [(&[(&str, &str)], u16); 6] = [
         (
-            CognitoHeaders {
-                user_pool_id: Some("us-east-1_Test"),
-                client_id: Some("agent"),
-                region: Some("us-east-1"),
-            },
+            &[
+                ("x-user-pool-id", "us-east-1_Test"),
+                ("x-client-id", "agent"),
+                ("x-region", "us-east-1"),
+            ],
             200,
         ),
-        (
-            CognitoHeaders {
-                user_pool_id: Some("us-east-1_Other"),
-                ..Default::default()
-            },
-            401,
-        ),
-        (
-            CognitoHeaders {
-                region: Some("eu-west-1"),
-                ..Default::default()
-            },
-            401,
-        ),
-        (
-            CognitoHeaders {
-                client_id: Some("someone-else"),
-                ..Default::default()
-            },
-            401,
-        ),
+        (&[("x-user-pool-id", "us-east-1_Other")], 401),
+        (&[("x-region", "eu-west-1")], 401),
+        (&[("x-client-id", "someone-else")], 401),
+        // A repeated seed header agrees with nothing, even when each copy would.
+        (&[("x-client-id", "agent"), ("x-client-id", "agent")], 401),
+        (&[("x-region", "us-east-1"), ("x-region", "us-east-1")], 401),
     ];
     for (headers, expected) in cases {
         let mut check = request(&token, "/fininfo/mcp", &body);
-        check.cognito = headers;
+        for (name, value) in headers {
+            check = check.header(name, value);
+        }
         assert_eq!(status(&world.decide(&check)), expected, "{headers:?}");
     }
 }
 
 #[test]
-fn no_key_set_is_503_never_an_allow() {
+fn a_repeated_client_id_header_is_refused_even_for_a_token_without_a_client_id() {
     let world = World::new();
+    let token = rsa_key().sign(&cognito_claims("", ADMIN));
+    let body = method("tools/list");
+    let plain = request(&token, "/fininfo/mcp", &body);
+    assert_eq!(
+        status(&world.decide(&plain)),
+        200,
+        "control: the token is valid"
+    );
+    let repeated = request(&token, "/fininfo/mcp", &body)
+        .header("x-client-id", "a")
+        .header("x-client-id", "b");
+    let decision = world.decide(&repeated);
+    assert_eq!(status(&decision), 401);
+    let answer = answer::answer(decision, &settings());
+    assert!(
+        answer
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("X-Client-Id is repeated"),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn no_key_set_is_503_never_an_allow() {
     let token = token_for(ADMIN);
     let body = method("tools/list");
-    let context = world.context(NOW, false);
+    let without_keys = World::with_keys(false);
     assert_eq!(
-        status(&decide(&request(&token, "/fininfo/mcp", &body), &context)),
+        status(&without_keys.decide(&request(&token, "/fininfo/mcp", &body))),
         503
     );
 }
@@ -507,9 +481,8 @@ fn cached_token_still_expires() {
         status(&world.decide(&request(&token, "/fininfo/mcp", &body))),
         200
     );
-    let later = world.context(NOW + 3600 + 61, true);
     assert_eq!(
-        status(&decide(&request(&token, "/fininfo/mcp", &body), &later)),
+        status(&world.decide_at(&request(&token, "/fininfo/mcp", &body), NOW + 3600 + 61)),
         401
     );
 }
@@ -517,11 +490,7 @@ fn cached_token_still_expires() {
 #[test]
 fn deny_answers_never_echo_the_token() {
     let world = World::new();
-    let settings = AnswerSettings {
-        auth_method: "cognito",
-        resource_metadata: Some("https://gw.example/.well-known/oauth-protected-resource".into()),
-        max_body_bytes: 1,
-    };
+    let settings = answer_settings();
     let mut expired_claims = cognito_claims("agent", ADMIN);
     expired_claims["exp"] = json!(NOW - 3600);
     for token in [
@@ -530,7 +499,7 @@ fn deny_answers_never_echo_the_token() {
         "Zm9vYmFyMQ.YmF6cXV4Mg.c2lnbmF0dXJl".to_owned(),
     ] {
         let decision = world.decide(&request(&token, "/fininfo/mcp", b"{}"));
-        let answer = answer::answer(&decision, &settings);
+        let answer = answer::answer(decision, &settings);
         let everything = format!("{:?}", answer);
         assert!(!everything.contains(&token), "token echoed: {everything}");
         assert!(
@@ -543,52 +512,32 @@ fn deny_answers_never_echo_the_token() {
 #[test]
 fn unauthenticated_answers_carry_the_challenge_of_rfc_6750() {
     let world = World::new();
-    let settings = AnswerSettings {
-        auth_method: "cognito",
-        resource_metadata: Some("https://gw.example/.well-known/oauth-protected-resource".into()),
-        max_body_bytes: 1,
-    };
-    let mut anonymous = request("", "/fininfo/mcp", b"{}");
-    anonymous.credentials = Credentials::Missing;
-    let answer = answer::answer(&world.decide(&anonymous), &settings);
-    let challenge = &answer
-        .headers
-        .iter()
-        .find(|(n, _)| *n == "www-authenticate")
-        .unwrap()
-        .1;
+    let settings = answer_settings();
+    let anonymous = TestCheck::post("/fininfo/mcp", None, b"{}");
+    let answer = answer::answer(world.decide(&anonymous), &settings);
+    let challenge = set_header(&answer, "www-authenticate").unwrap();
     assert_eq!(
         challenge,
         r#"Bearer resource_metadata="https://gw.example/.well-known/oauth-protected-resource""#
     );
     let answer = answer::answer(
-        &world.decide(&request("a.b.c", "/fininfo/mcp", b"{}")),
+        world.decide(&request("a.b.c", "/fininfo/mcp", b"{}")),
         &settings,
     );
-    let challenge = &answer
-        .headers
-        .iter()
-        .find(|(n, _)| *n == "www-authenticate")
-        .unwrap()
-        .1;
+    let challenge = set_header(&answer, "www-authenticate").unwrap();
     assert!(
         challenge.contains(r#"error="invalid_token""#) && challenge.contains("error_description="),
         "{challenge}"
     );
     let reader = token_for(READER);
     let answer = answer::answer(
-        &world.decide(&request(
+        world.decide(&request(
             &reader,
             "/fininfo/mcp",
             &call("get_stock_aggregates"),
         )),
         &settings,
     );
-    let challenge = &answer
-        .headers
-        .iter()
-        .find(|(n, _)| *n == "www-authenticate")
-        .unwrap()
-        .1;
+    let challenge = set_header(&answer, "www-authenticate").unwrap();
     assert!(challenge.starts_with(r#"Bearer error="insufficient_scope", scope="mcp-servers-restricted/execute mcp-servers-unrestricted/execute""#), "{challenge}");
 }

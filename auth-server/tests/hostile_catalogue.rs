@@ -13,12 +13,11 @@ mod common;
 
 use std::time::Instant;
 
-use auth_server::answer::{self, AnswerSettings};
-use auth_server::decision::{Body, CognitoPool, Context, Decision, decide};
+use auth_server::answer;
+use auth_server::decision::{CognitoPool, Decision, decide};
 use auth_server::jwks::KeySet;
 use auth_server::policy::CompiledPolicy;
-use auth_server::request::{self, HeaderLookup};
-use auth_server::token::{MAX_TOKEN_BYTES, Provider, TokenCache, TokenRules};
+use auth_server::token::{MAX_TOKEN_BYTES, Provider, TokenRules};
 use common::*;
 use serde_json::{Value, json};
 
@@ -38,88 +37,63 @@ enum Setup {
 }
 
 struct World {
-    policy: CompiledPolicy,
-    keys: KeySet,
-    cognito: TokenRules,
-    oidc: TokenRules,
-    pool: CognitoPool,
+    cognito: Core,
+    oidc: Core,
 }
 
 impl World {
     fn new() -> World {
-        let path = example_scopes();
+        let policy =
+            || CompiledPolicy::load(&example_scopes()).expect("shipped scopes.yml compiles");
         let signing = &published_rsa_key().key;
+        // The provider publishes a signing key, an EC key, and two encryption keys.
+        let keys =
+            || KeySet::from_json(&jwks(&[signing, ec_key(), enc_key(), oaep_key()])).unwrap();
+        let cognito = TokenRules {
+            provider: Provider::Cognito,
+            issuer: ISSUER.into(),
+            client_ids: Some(["agent".to_owned()].into()),
+            audiences: None,
+            groups_claim: "cognito:groups".into(),
+            leeway_seconds: 60,
+        };
+        let oidc = TokenRules {
+            provider: Provider::Oidc,
+            issuer: OIDC_ISSUER.into(),
+            client_ids: None,
+            audiences: Some(vec![AUDIENCE.into()]),
+            groups_claim: "groups".into(),
+            leeway_seconds: 60,
+        };
+        let pool = CognitoPool {
+            region: "us-east-1".into(),
+            user_pool_id: "us-east-1_Test".into(),
+        };
         World {
-            policy: CompiledPolicy::load(&path).expect("shipped scopes.yml compiles"),
-            // The provider publishes a signing key, an EC key, and two encryption keys.
-            keys: KeySet::from_json(&jwks(&[signing, ec_key(), enc_key(), oaep_key()])).unwrap(),
-            cognito: TokenRules {
-                provider: Provider::Cognito,
-                issuer: ISSUER.into(),
-                client_ids: Some(["agent".to_owned()].into()),
-                audiences: None,
-                groups_claim: "cognito:groups".into(),
-                leeway_seconds: 60,
-            },
-            oidc: TokenRules {
-                provider: Provider::Oidc,
-                issuer: OIDC_ISSUER.into(),
-                client_ids: None,
-                audiences: Some(vec![AUDIENCE.into()]),
-                groups_claim: "groups".into(),
-                leeway_seconds: 60,
-            },
-            pool: CognitoPool {
-                region: "us-east-1".into(),
-                user_pool_id: "us-east-1_Test".into(),
-            },
+            cognito: Core::new(policy(), Some(keys()), cognito, Some(pool)),
+            oidc: Core::new(policy(), Some(keys()), oidc, None),
         }
     }
 
     /// Decides `attack` with a fresh token cache (rows must not see each other's tokens).
     fn decide(&self, attack: &Attack) -> Decision {
-        let check = request::read(
-            &attack.headers,
-            attack.method,
-            None,
-            Body::Complete(&attack.body),
-        );
-        let cache = TokenCache::new(16);
-        let (rules, pool) = match attack.setup {
-            Setup::Cognito => (&self.cognito, Some(&self.pool)),
-            Setup::Oidc => (&self.oidc, None),
+        let core = match attack.setup {
+            Setup::Cognito => &self.cognito,
+            Setup::Oidc => &self.oidc,
         };
-        let context = Context {
-            policy: &self.policy,
-            keys: Some(&self.keys),
-            key_generation: 1,
-            rules,
-            cognito_pool: pool,
+        let cache = auth_server::token::TokenCache::new(16);
+        let context = auth_server::decision::Context {
             cache: &cache,
-            now: NOW,
+            ..core.context(NOW)
         };
-        decide(&check, &context)
+        decide(&attack.check.facts(), &context)
     }
 }
 
-/// Header pairs, looked up like the HTTP shell does (case-insensitive names, repeats kept).
-struct Headers(Vec<(String, String)>);
-
-impl HeaderLookup for Headers {
-    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s str> {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One check request, as the shell receives it.
+/// One check request as the shell receives it, and the configuration it is decided under.
 struct Attack {
     setup: Setup,
-    method: &'static str,
-    headers: Headers,
-    body: Vec<u8>,
+    check: TestCheck,
 }
 
 impl Attack {
@@ -127,12 +101,7 @@ impl Attack {
     fn post(path: &str, token: &str, body: impl Into<Vec<u8>>) -> Attack {
         Attack {
             setup: Setup::Cognito,
-            method: "POST",
-            headers: Headers(vec![
-                ("x-original-uri".into(), path.into()),
-                ("x-authorization".into(), format!("Bearer {token}")),
-            ]),
-            body: body.into(),
+            check: TestCheck::post(path, Some(token), body),
         }
     }
 
@@ -145,14 +114,12 @@ impl Attack {
     fn anonymous(path: &str, body: impl Into<Vec<u8>>) -> Attack {
         Attack {
             setup: Setup::Cognito,
-            method: "POST",
-            headers: Headers(vec![("x-original-uri".into(), path.into())]),
-            body: body.into(),
+            check: TestCheck::post(path, None, body),
         }
     }
 
     fn header(mut self, name: &str, value: &str) -> Attack {
-        self.headers.0.push((name.into(), value.into()));
+        self.check = self.check.header(name, value);
         self
     }
 
@@ -257,21 +224,15 @@ fn batch(count: usize, last: Option<Value>) -> Vec<u8> {
 }
 
 fn status(decision: &Decision) -> u16 {
-    answer::answer(decision, &settings()).status
+    answer::answer(decision.clone(), &answer_settings())
+        .status
+        .http
 }
 
 fn reason(decision: &Decision) -> &'static str {
     match decision {
         Decision::Allow(_) => "allowed",
         Decision::Deny { reason, .. } => answer::reason_code(reason),
-    }
-}
-
-fn settings() -> AnswerSettings {
-    AnswerSettings {
-        auth_method: "cognito",
-        resource_metadata: Some("https://gw.example/.well-known/oauth-protected-resource".into()),
-        max_body_bytes: 1_048_576,
     }
 }
 
@@ -693,14 +654,24 @@ fn every_attack_gets_its_exact_status() {
             "insufficient_scope",
         ),
         (
-            "allowed tool name with a trailing NUL",
+            "allowed tool name with a trailing NUL (it could never travel in X-Tool-Name)",
             Attack::post(
                 "/fininfo/mcp",
                 &operator,
                 tools_call(r"get_stock_aggregates\u0000"),
             ),
-            403,
-            "insufficient_scope",
+            400,
+            "bad_jsonrpc",
+        ),
+        (
+            "method with a line break that would split X-Method",
+            Attack::post(
+                "/fininfo/mcp",
+                &admin,
+                method_body("tools/list\r\nx-user: root"),
+            ),
+            400,
+            "bad_jsonrpc",
         ),
         (
             "allowed tool name in other case",
@@ -840,18 +811,36 @@ fn every_attack_gets_its_exact_status() {
             "allowed",
         ),
         (
-            "batch of 10 000 allowed calls",
-            Attack::post("/fininfo/mcp", &admin, batch(10_000, None)),
+            "batch of 100 allowed calls (AUTH_MAX_BATCH)",
+            Attack::post("/fininfo/mcp", &admin, batch(100, None)),
             200,
             "allowed",
         ),
         (
-            "batch of 10 000 allowed calls hiding one forbidden call at the end",
+            "batch of 10 000 allowed calls, over AUTH_MAX_BATCH",
+            Attack::post("/fininfo/mcp", &admin, batch(10_000, None)),
+            400,
+            "bad_jsonrpc",
+        ),
+        (
+            "batch whose tool names would not fit in the gateway's headers",
+            Attack::post("/currenttime/mcp", &admin, {
+                let long_tool = "t".repeat(500);
+                let calls: Vec<Value> = (0..40)
+                    .map(|id| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":long_tool}}))
+                    .collect();
+                serde_json::to_vec(&calls).unwrap()
+            }),
+            400,
+            "bad_jsonrpc",
+        ),
+        (
+            "batch of allowed calls hiding one forbidden call at the end",
             Attack::post(
                 "/fininfo/mcp",
                 &admin,
                 batch(
-                    10_000,
+                    99,
                     Some(
                         json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_all_portfolios"}}),
                     ),
@@ -991,6 +980,43 @@ fn every_attack_gets_its_exact_status() {
             405,
             "method_not_allowed",
         ),
+        (
+            "X-Original-Method repeated",
+            Attack::post("/fininfo/mcp", &admin, method_body("tools/list"))
+                .header("x-original-method", "POST")
+                .header("x-original-method", "GET"),
+            400,
+            "bad_header",
+        ),
+        (
+            "X-Original-URI repeated, naming two servers",
+            Attack::post("/fininfo/mcp", &admin, method_body("tools/list"))
+                .header("x-original-uri", "/currenttime/mcp"),
+            400,
+            "bad_target",
+        ),
+        (
+            "the ingress token sent again as the egress token",
+            Attack::post("/fininfo/mcp", &admin, method_body("tools/list"))
+                .header("authorization", &format!("Bearer {admin}")),
+            400,
+            "ingress_token_as_egress",
+        ),
+        (
+            "egress Authorization repeated",
+            Attack::post("/fininfo/mcp", &admin, method_body("tools/list"))
+                .header("authorization", "Bearer egress-a")
+                .header("authorization", "Bearer egress-b"),
+            400,
+            "bad_header",
+        ),
+        (
+            "X-Authorization repeated",
+            Attack::post("/fininfo/mcp", &admin, method_body("tools/list"))
+                .header("x-authorization", &format!("Bearer {admin}")),
+            401,
+            "bad_credentials",
+        ),
     ];
 
     let mut failures = Vec::new();
@@ -1005,8 +1031,8 @@ fn every_attack_gets_its_exact_status() {
             ));
         }
         // However it is refused, an answer never carries the token back.
-        let answered = format!("{:?}", answer::answer(&decision, &settings()));
-        for (name, value) in &attack.headers.0 {
+        let answered = format!("{:?}", answer::answer(decision, &answer_settings()));
+        for (name, value) in &attack.check.headers.0 {
             let longest_part = value.split('.').max_by_key(|part| part.len()).unwrap();
             if name.ends_with("authorization") && longest_part.len() > 20 {
                 assert!(

@@ -611,12 +611,12 @@ async fn every_attack_through_nginx_gets_its_exact_status() {
             403,
         ),
         Row::new(
-            "batch of 10 000 calls hiding one forbidden call at the end",
+            "batch of 100 calls (AUTH_MAX_BATCH) hiding one forbidden call at the end",
             post(
                 "/fininfo/mcp",
                 &admin,
                 batch(
-                    10_000,
+                    99,
                     Some(
                         json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"delete_all_portfolios"}}),
                     ),
@@ -631,11 +631,23 @@ async fn every_attack_through_nginx_gets_its_exact_status() {
         )
         .reaches("fininfo"),
         Row::new(
-            // Allowed, but the allow answer names every call in X-Method and X-Tool-Name
-            // (~280 KB), beyond nginx's proxy_buffer_size: the check fails closed.
-            "batch of 10 000 allowed calls: the answer's headers overflow nginx, 503",
+            "batch of 10 000 allowed calls: over AUTH_MAX_BATCH, 400",
             post("/fininfo/mcp", &admin, batch(10_000, None)),
-            503,
+            400,
+        ),
+        Row::new(
+            // Allowed call by call, but X-Method and X-Tool-Name would take ~20 KB, more than
+            // the identity headers may (headers::MAX_IDENTITY_BYTES): a 400 that says so,
+            // where a gateway would have cut the answer off with a misleading 503.
+            "batch of 40 calls with 500-byte tool names: too wide for the gateway's headers, 400",
+            post("/currenttime/mcp", &admin, {
+                let tool = "t".repeat(500);
+                let calls: Vec<Value> = (0..40)
+                    .map(|id| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool}}))
+                    .collect();
+                Value::Array(calls).to_string()
+            }),
+            400,
         ),
         // --- paths: which server is judged ---
         Row::new(

@@ -63,14 +63,22 @@ pub enum FetchError {
     },
 }
 
+/// A key set and its generation, installed and read as one value: a verification is cached
+/// under the generation of the very set that verified it.
+#[derive(Debug)]
+pub struct VersionedKeys {
+    /// The verifying keys.
+    pub keys: KeySet,
+    /// Changes each time the set's content changes; verified-token cache entries carry it.
+    pub generation: u64,
+}
+
 /// The current key set and how to refresh it.
 #[derive(Debug)]
 pub struct KeyStore {
     source: KeySource,
     client: reqwest::Client,
-    current: ArcSwapOption<KeySet>,
-    /// Bumped each time the set's content changes; verified-token cache entries carry it.
-    generation: AtomicU64,
+    current: ArcSwapOption<VersionedKeys>,
     last_document: Mutex<Vec<u8>>,
     last_on_demand: Mutex<Option<Instant>>,
     stats: RefreshStats,
@@ -104,7 +112,6 @@ impl KeyStore {
             source,
             client,
             current: ArcSwapOption::empty(),
-            generation: AtomicU64::new(0),
             last_document: Mutex::new(Vec::new()),
             last_on_demand: Mutex::new(None),
             stats: RefreshStats::default(),
@@ -114,19 +121,27 @@ impl KeyStore {
     /// A store holding a fixed set, for tests and benchmarks; refreshes fail.
     pub fn with_keys(keys: KeySet) -> Self {
         let store = KeyStore::new(KeySource::Url("http://127.0.0.1:9/unreachable".to_owned()));
-        store.current.store(Some(Arc::new(keys)));
-        store.generation.store(1, Ordering::Release);
+        store.install(keys);
         store
     }
 
-    /// The current key set, if one was ever fetched.
-    pub fn keys(&self) -> Option<Arc<KeySet>> {
+    /// The current key set with its generation, if one was ever fetched: one load, so the
+    /// pair always belongs together.
+    pub fn current(&self) -> Option<Arc<VersionedKeys>> {
         self.current.load_full()
     }
 
-    /// Changes each time the key set's content changes.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// Replaces the set, with the next generation. Installs are serialised by the callers (one
+    /// fetch at a time holds `last_document`), so the generation only grows.
+    pub fn install(&self, keys: KeySet) {
+        let generation = self
+            .current
+            .load()
+            .as_ref()
+            .map_or(1, |current| current.generation + 1);
+        tracing::info!(kids = ?keys.kids(), generation, "key set installed");
+        self.current
+            .store(Some(Arc::new(VersionedKeys { keys, generation })));
     }
 
     /// Refresh outcomes since start.
@@ -162,9 +177,8 @@ impl KeyStore {
             url: url.clone(),
             source,
         })?;
-        tracing::info!(url = %url, kids = ?keys.kids(), "key set installed");
-        self.current.store(Some(Arc::new(keys)));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(url = %url, "key set fetched");
+        self.install(keys);
         *last_document = document;
         Ok(())
     }
@@ -200,7 +214,7 @@ impl KeyStore {
                     interval
                 }
                 Err(err) => {
-                    let serving = self.keys().is_some();
+                    let serving = self.current().is_some();
                     tracing::warn!(error = %err, serving_cached_keys = serving, "key set refresh failed");
                     let delay = if serving {
                         retry_delay.min(interval)
@@ -219,7 +233,7 @@ impl KeyStore {
         self.current
             .load()
             .as_ref()
-            .is_some_and(|keys| keys.get(kid).is_some())
+            .is_some_and(|current| current.keys.get(kid).is_some())
     }
 
     async fn jwks_url(&self) -> Result<String, FetchError> {

@@ -231,3 +231,124 @@ pub fn example_scopes() -> std::path::PathBuf {
         .join("../scopes.yml")
 }
 pub mod worst_case;
+
+use auth_server::answer::AnswerSettings;
+use auth_server::decision::{CognitoPool, Context, Settings, Snapshot};
+use auth_server::jwks::KeySet;
+use auth_server::jwks::fetch::VersionedKeys;
+use auth_server::policy::CompiledPolicy;
+use auth_server::request::{Body, CheckRequest, HeaderLookup};
+use auth_server::token::{TokenCache, TokenRules};
+
+/// The owned parts of a decision context: a snapshot over a policy and a key set
+/// (generation 1), the settings of some token rules, and a token cache.
+pub struct Core {
+    pub snapshot: Snapshot,
+    pub settings: Settings,
+    pub cache: TokenCache,
+}
+
+impl Core {
+    pub fn new(
+        policy: CompiledPolicy,
+        keys: Option<KeySet>,
+        rules: TokenRules,
+        cognito_pool: Option<CognitoPool>,
+    ) -> Core {
+        let auth_method = rules.provider.name().to_owned();
+        Core {
+            snapshot: Snapshot {
+                policy: std::sync::Arc::new(policy),
+                keys: keys.map(|keys| {
+                    std::sync::Arc::new(VersionedKeys {
+                        keys,
+                        generation: 1,
+                    })
+                }),
+            },
+            settings: Settings {
+                rules,
+                cognito_pool,
+                max_batch: 100,
+                auth_method,
+            },
+            cache: TokenCache::new(100),
+        }
+    }
+
+    /// The context of a decision at `now`.
+    pub fn context(&self, now: u64) -> Context<'_> {
+        Context {
+            snapshot: &self.snapshot,
+            settings: &self.settings,
+            cache: &self.cache,
+            now,
+        }
+    }
+}
+
+/// Answer settings as a gateway with `AUTH_RESOURCE_URL=https://gw.example` has them.
+pub fn answer_settings() -> AnswerSettings {
+    AnswerSettings {
+        resource_metadata: Some("https://gw.example/.well-known/oauth-protected-resource".into()),
+        max_body_bytes: 1_048_576,
+    }
+}
+
+/// Header pairs, looked up like the HTTP shell does (case-insensitive names, repeats kept).
+#[derive(Debug, Clone, Default)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl HeaderLookup for Headers {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = Option<&'s str>> {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| Some(v.as_str()))
+    }
+}
+
+/// One check request as a shell receives it: method, header pairs, body (`None`: larger than
+/// the limit).
+#[derive(Debug, Clone)]
+pub struct TestCheck {
+    pub method: &'static str,
+    pub headers: Headers,
+    pub body: Option<Vec<u8>>,
+}
+
+impl TestCheck {
+    /// A POST for `path` (`X-Original-URI`), with `token` in `X-Authorization` when given.
+    pub fn post(path: &str, token: Option<&str>, body: impl Into<Vec<u8>>) -> TestCheck {
+        let mut headers = vec![("x-original-uri".to_owned(), path.to_owned())];
+        if let Some(token) = token {
+            headers.push(("x-authorization".to_owned(), format!("Bearer {token}")));
+        }
+        TestCheck {
+            method: "POST",
+            headers: Headers(headers),
+            body: Some(body.into()),
+        }
+    }
+
+    /// The same request with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> TestCheck {
+        self.headers.0.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same request with another check method.
+    pub fn method(mut self, method: &'static str) -> TestCheck {
+        self.method = method;
+        self
+    }
+
+    /// The request's facts, read by the real reader.
+    pub fn facts(&self) -> CheckRequest<'_> {
+        let body = match &self.body {
+            Some(bytes) => Body::Complete(bytes),
+            None => Body::TooLarge,
+        };
+        auth_server::request::read(&self.headers, self.method, None, body)
+    }
+}
