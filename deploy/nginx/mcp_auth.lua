@@ -205,8 +205,8 @@ local function removal_set(value)
     return set
 end
 
--- The deny path: the client gets auth-server's status, WWW-Authenticate, Content-Type and
--- JSON body. Nothing else from the answer is relayed.
+-- The deny path: the client gets auth-server's status, WWW-Authenticate, Retry-After,
+-- Content-Type and JSON body. Nothing else from the answer is relayed.
 local function relay_deny(res, headers)
     ngx.var.mcp_auth_status = tostring(res.status)
     local body = res.body or ""
@@ -221,6 +221,11 @@ local function relay_deny(res, headers)
     local challenge = headers["www-authenticate"]
     if challenge ~= nil then
         ngx.header["WWW-Authenticate"] = challenge
+    end
+    -- 503 busy (too many large bodies at once): when to try again.
+    local retry_after = headers["retry-after"]
+    if retry_after ~= nil then
+        ngx.header["Retry-After"] = retry_after
     end
     ngx.header["Content-Type"] = content_type
     ngx.header["Content-Length"] = #body

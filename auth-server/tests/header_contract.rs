@@ -1,0 +1,237 @@
+//! The header contract lives in one Rust list (`auth_server::headers`); the gateways this
+//! project ships repeat it in their own languages. These tests read deploy/nginx (template and
+//! Lua) and both Envoy configs and fail when one of them sets, strips or allows another list:
+//! a header added in one file and forgotten in another cannot ship.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use auth_server::headers::{IDENTITY_HEADERS, INGRESS_HEADERS};
+use serde_norway::Value;
+
+fn repository() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repository().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn set<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    names.into_iter().map(str::to_ascii_lowercase).collect()
+}
+
+/// The headers an allow sets, as a set.
+fn identity() -> BTreeSet<String> {
+    set(IDENTITY_HEADERS)
+}
+
+/// Every value under a key named `key`, anywhere in the document.
+fn values_of<'v>(value: &'v Value, key: &str, found: &mut Vec<&'v Value>) {
+    match value {
+        Value::Mapping(mapping) => {
+            for (name, child) in mapping {
+                if name.as_str() == Some(key) {
+                    found.push(child);
+                }
+                values_of(child, key, found);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                values_of(item, key, found);
+            }
+        }
+        Value::Tagged(tagged) => values_of(&tagged.value, key, found),
+        _ => {}
+    }
+}
+
+/// The `exact` header names of the string matchers under `key`.
+fn exact_patterns(config: &Value, key: &str) -> BTreeSet<String> {
+    let mut lists = Vec::new();
+    values_of(config, key, &mut lists);
+    assert_eq!(lists.len(), 1, "one `{key}` in the config");
+    let mut patterns = Vec::new();
+    values_of(lists[0], "exact", &mut patterns);
+    set(patterns
+        .iter()
+        .map(|value| value.as_str().expect("a header name")))
+}
+
+/// The headers Envoy's `header_mutation` removes from the client's request.
+fn removed_before_check(config: &Value) -> BTreeSet<String> {
+    let mut mutations = Vec::new();
+    values_of(config, "request_mutations", &mut mutations);
+    assert_eq!(mutations.len(), 1, "one header_mutation filter");
+    let mut removed = Vec::new();
+    values_of(mutations[0], "remove", &mut removed);
+    set(removed
+        .iter()
+        .map(|value| value.as_str().expect("a header name")))
+}
+
+fn envoy(path: &str) -> Value {
+    serde_norway::from_str(&read(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+/// X-Client-Id is a Cognito input the check reads; the allow overwrites it, so it is not
+/// removed before the check like the other identity headers.
+fn identity_removed_before_check() -> BTreeSet<String> {
+    let mut names = identity();
+    names.remove("x-client-id");
+    names.extend(set([
+        "x-original-uri",
+        "x-original-url",
+        "x-original-method",
+    ]));
+    names
+}
+
+/// What the check reads besides the body, and so what Envoy must send it.
+fn read_by_the_check() -> BTreeSet<String> {
+    let mut names = set(INGRESS_HEADERS);
+    names.remove("authorization"); // Envoy always sends it in HTTP mode
+    names.extend(set(["x-client-id", "mcp-method", "mcp-name"]));
+    names
+}
+
+#[test]
+fn envoy_http_mode_passes_exactly_the_identity_headers_upstream() {
+    let config = envoy("deploy/envoy/envoy.yaml");
+    assert_eq!(
+        exact_patterns(&config, "allowed_upstream_headers"),
+        identity()
+    );
+    assert_eq!(
+        removed_before_check(&config),
+        identity_removed_before_check()
+    );
+    let sent = exact_patterns(&config, "allowed_headers");
+    assert!(
+        sent.is_superset(&read_by_the_check()),
+        "the check would not see {:?}",
+        read_by_the_check().difference(&sent).collect::<Vec<_>>()
+    );
+    // Every header a denial sets reaches the client.
+    let to_client = exact_patterns(&config, "allowed_client_headers");
+    for header in ["www-authenticate", "content-type", "allow", "retry-after"] {
+        assert!(
+            to_client.contains(header),
+            "{header} not passed to the client"
+        );
+    }
+}
+
+#[test]
+fn envoy_grpc_mode_removes_and_reads_the_same_headers() {
+    let config = envoy("deploy/envoy/envoy-grpc.yaml");
+    assert_eq!(
+        removed_before_check(&config),
+        identity_removed_before_check()
+    );
+    let sent = exact_patterns(&config, "allowed_headers");
+    let mut needed = read_by_the_check();
+    needed.insert("authorization".to_owned());
+    assert!(
+        sent.is_superset(&needed),
+        "the check would not see {:?}",
+        needed.difference(&sent).collect::<Vec<_>>()
+    );
+}
+
+/// `proxy_set_header <Name> <value>;` lines of the template's MCP location.
+fn nginx_mcp_location_headers(template: &str) -> Vec<(String, String)> {
+    let start = template
+        .find("location ~ ^/(?<mcp_server>")
+        .expect("the MCP location");
+    let location = &template[start..];
+    let end = location
+        .find("\n        }\n")
+        .expect("the end of the MCP location");
+    location[..end]
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("proxy_set_header "))
+        .map(|rest| {
+            let (name, value) = rest.split_once(char::is_whitespace).expect("name value");
+            (
+                name.to_ascii_lowercase(),
+                value.trim().trim_end_matches(';').to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The Lua table of identity headers: `{ "x-user", "mcp_x_user" },` lines.
+fn lua_identity_table(lua: &str) -> Vec<(String, String)> {
+    let start = lua.find("local IDENTITY = {").expect("the IDENTITY table");
+    let end = start + lua[start..].find("\n}").expect("its end");
+    lua[start..end]
+        .lines()
+        .filter_map(|line| {
+            let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+            (quoted.len() == 2).then(|| (quoted[0].to_owned(), quoted[1].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn nginx_sets_each_identity_header_from_the_variable_the_lua_check_fills() {
+    let template = read("deploy/nginx/nginx.conf.template");
+    let lua = read("deploy/nginx/mcp_auth.lua");
+    let table = lua_identity_table(&lua);
+    assert_eq!(
+        set(table.iter().map(|(header, _)| header.as_str())),
+        identity(),
+        "mcp_auth.lua's IDENTITY table"
+    );
+    let set_upstream = nginx_mcp_location_headers(&template);
+    for (header, variable) in &table {
+        let value = set_upstream
+            .iter()
+            .find(|(name, _)| name == header)
+            .map(|(_, value)| value.as_str());
+        assert_eq!(
+            value,
+            Some(format!("${variable}").as_str()),
+            "the MCP location must set {header} from ${variable}"
+        );
+        assert!(
+            template.contains(&format!("set ${variable} ")),
+            "${variable} is not reset for every request"
+        );
+    }
+    let from_variables: BTreeSet<String> = set_upstream
+        .iter()
+        .filter(|(_, value)| value.starts_with("$mcp_x_"))
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(
+        from_variables,
+        identity(),
+        "headers set from $mcp_x_* variables"
+    );
+}
+
+#[test]
+fn nginx_never_passes_an_ingress_header_upstream() {
+    let template = read("deploy/nginx/nginx.conf.template");
+    let set_upstream = nginx_mcp_location_headers(&template);
+    for header in INGRESS_HEADERS {
+        let value = set_upstream
+            .iter()
+            .find(|(name, _)| name == header)
+            .map(|(_, value)| value.as_str());
+        let expected = if header == "authorization" {
+            // Only the egress token, decided by mcp_auth.lua from the check's answer.
+            "$mcp_upstream_authorization"
+        } else {
+            "\"\""
+        };
+        assert_eq!(value, Some(expected), "{header} in the MCP location");
+    }
+}
