@@ -298,13 +298,34 @@ enum IngressHeader {
     Authorization,
 }
 
+/// A credential header as sent, except that a `Bearer` value with a comma is the same header
+/// sent twice: Envoy joins repeated request headers with commas before the check sees them
+/// (nginx passes both), and one bearer token never holds a comma (RFC 6750 token68).
+fn credential(fact: HeaderFact<'_>) -> HeaderFact<'_> {
+    match fact {
+        HeaderFact::Once(value) if value.contains(',') && is_bearer_scheme(value) => {
+            HeaderFact::Repeated
+        }
+        fact => fact,
+    }
+}
+
+fn is_bearer_scheme(value: &str) -> bool {
+    value
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+}
+
 /// The ingress token and where it came from: `X-Authorization` when sent, else
 /// `Authorization`.
 fn ingress_token<'a>(
     credentials: &CredentialFacts<'a>,
 ) -> Result<(&'a str, IngressHeader), DenyReason> {
-    let (fact, header) = match credentials.x_authorization {
-        HeaderFact::Absent => (credentials.authorization, IngressHeader::Authorization),
+    let (fact, header) = match credential(credentials.x_authorization) {
+        HeaderFact::Absent => (
+            credential(credentials.authorization),
+            IngressHeader::Authorization,
+        ),
         fact => (fact, IngressHeader::XAuthorization),
     };
     let value = match fact {
@@ -423,7 +444,7 @@ fn check_egress(
     if ingress == IngressHeader::Authorization {
         return Ok(());
     }
-    match credentials.authorization {
+    match credential(credentials.authorization) {
         HeaderFact::Absent => Ok(()),
         HeaderFact::Repeated => Err(DenyReason::BadHeader {
             header: "Authorization",
@@ -680,6 +701,15 @@ mod tests {
                 credentials(HeaderFact::Absent, HeaderFact::Absent),
                 DenyReason::NoCredentials,
             ),
+            // Envoy joins a repeated header with a comma before the check sees it.
+            (
+                credentials(HeaderFact::Once("Bearer a,Bearer b"), HeaderFact::Absent),
+                DenyReason::BadCredentials("X-Authorization is repeated"),
+            ),
+            (
+                credentials(HeaderFact::Absent, HeaderFact::Once("bearer a, Bearer b")),
+                DenyReason::BadCredentials("Authorization is repeated"),
+            ),
         ];
         for (facts, reason) in cases {
             assert_eq!(ingress_token(&facts), Err(reason), "{facts:?}");
@@ -704,8 +734,25 @@ mod tests {
                 problem: HeaderProblem::Repeated
             })
         );
+        let merged = credentials(
+            HeaderFact::Once("Bearer a"),
+            HeaderFact::Once("Bearer egress-a,Bearer egress-b"),
+        );
+        assert_eq!(
+            check_egress(&merged, IngressHeader::XAuthorization),
+            Err(DenyReason::BadHeader {
+                header: "Authorization",
+                problem: HeaderProblem::Repeated
+            })
+        );
         let other = credentials(HeaderFact::Once("Bearer a"), HeaderFact::Once("Basic b"));
         assert_eq!(check_egress(&other, IngressHeader::XAuthorization), Ok(()));
+        // A scheme whose parameters hold commas is not taken for a repeat.
+        let digest = credentials(
+            HeaderFact::Once("Bearer a"),
+            HeaderFact::Once(r#"Digest username="u", realm="r""#),
+        );
+        assert_eq!(check_egress(&digest, IngressHeader::XAuthorization), Ok(()));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use auth_server::headers::{IDENTITY_HEADERS, INGRESS_HEADERS};
+use auth_server::headers::{HEADERS_TO_REMOVE, IDENTITY_HEADERS, INGRESS_HEADERS};
 use serde_norway::Value;
 
 fn repository() -> PathBuf {
@@ -218,10 +218,10 @@ fn nginx_sets_each_identity_header_from_the_variable_the_lua_check_fills() {
 }
 
 #[test]
-fn nginx_never_passes_an_ingress_header_upstream() {
+fn nginx_never_passes_an_ingress_header_or_a_removal_list_upstream() {
     let template = read("deploy/nginx/nginx.conf.template");
     let set_upstream = nginx_mcp_location_headers(&template);
-    for header in INGRESS_HEADERS {
+    for header in INGRESS_HEADERS.into_iter().chain([HEADERS_TO_REMOVE]) {
         let value = set_upstream
             .iter()
             .find(|(name, _)| name == header)

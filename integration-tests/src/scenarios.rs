@@ -20,7 +20,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::mcp_client::{ClientError, ConnectOptions, McpClient, result_text};
-use crate::stack::{Front, GatewayStack, Idp, IdpOptions, Profile, repo_root, require};
+use crate::stack::{
+    Front, GatewayStack, Idp, IdpOptions, Profile, RawRequest, RawResponse, raw_http, repo_root,
+    require,
+};
 
 /// Runs every scenario of this module as a `#[tokio::test]` against one gateway.
 #[macro_export]
@@ -57,6 +60,10 @@ macro_rules! gateway_scenarios {
         #[tokio::test]
         async fn official_python_sdk_client_through_the_gateway() {
             $crate::scenarios::official_python_sdk_client_through_the_gateway($front).await;
+        }
+        #[tokio::test]
+        async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway() {
+            $crate::scenarios::requests_at_the_edges_get_the_same_json_answer_on_every_gateway($front).await;
         }
         #[tokio::test]
         async fn unknown_server_smuggled_target_and_unreachable_auth_server_never_reach_the_upstream() {
@@ -706,4 +713,172 @@ pub async fn unknown_server_smuggled_target_and_unreachable_auth_server_never_re
         stack.fininfo.log().is_empty(),
         "a request reached the upstream without a decision"
     );
+}
+
+/// A raw request at the edges of HTTP or of the contract, its expected status, and whether the
+/// answer must be JSON with `error` (every refusal is; an allow is the MCP server's own answer).
+struct Edge {
+    what: &'static str,
+    bytes: Vec<u8>,
+    status: u16,
+    /// A text the answer (a header or the body) must contain.
+    says: Option<&'static str>,
+}
+
+impl Edge {
+    fn new(what: &'static str, request: RawRequest, status: u16) -> Edge {
+        Edge {
+            what,
+            bytes: request.to_bytes(),
+            status,
+            says: None,
+        }
+    }
+
+    fn raw(what: &'static str, bytes: &[u8], status: u16) -> Edge {
+        Edge {
+            what,
+            bytes: bytes.to_vec(),
+            status,
+            says: None,
+        }
+    }
+
+    fn saying(mut self, text: &'static str) -> Edge {
+        self.says = Some(text);
+        self
+    }
+}
+
+/// A body-less request with the given request line and ingress token, as raw bytes.
+fn request_line(line: &str, bearer: &str) -> Vec<u8> {
+    format!(
+        "{line}\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Authorization: {bearer}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn answer_text(response: &RawResponse) -> String {
+    let headers: Vec<String> = response
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    format!("{}\n{}", headers.join("\n"), response.text())
+}
+
+/// Requests that a gateway's own parser refuses, that carry more headers than it reads, or that
+/// test the contract's edges (the ingress token sent twice, a repeated egress token, path
+/// parameters, double encoding, a client-sent removal list) get the same status and a JSON
+/// answer behind every gateway, and none of them reaches an MCP server unchecked.
+pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(front: Front) {
+    let stack = GatewayStack::start_behind(front, Profile::Oidc, &[]).await;
+    let admin = stack.idp.token("admin-agent").await;
+    let bearer = format!("Bearer {admin}");
+    let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string();
+    let post =
+        |target: &str| RawRequest::post(target, list.clone()).header("X-Authorization", &bearer);
+    let huge = "x".repeat(64 * 1024);
+    let edges = [
+        Edge::raw(
+            "lower-case method",
+            &request_line("post /fininfo/mcp HTTP/1.1", &bearer),
+            400,
+        ),
+        Edge::raw(
+            "%00 in the path",
+            &request_line("POST /fininfo/m%00cp HTTP/1.1", &bearer),
+            400,
+        ),
+        Edge::raw(
+            "a space in the path",
+            &request_line("POST /fininfo/m cp HTTP/1.1", &bearer),
+            400,
+        ),
+        Edge::new(
+            "a 64 KiB header",
+            post("/fininfo/mcp").header("X-Padding", &huge),
+            431,
+        ),
+        Edge::new(
+            "the ingress token sent again as the egress token",
+            post("/fininfo/mcp").header("Authorization", &bearer),
+            400,
+        )
+        .saying("ingress token is also in"),
+        Edge::new(
+            "repeated egress Authorization",
+            post("/fininfo/mcp")
+                .header("Authorization", "Bearer egress-a")
+                .header("Authorization", "Bearer egress-b"),
+            400,
+        ),
+        Edge::new(
+            "repeated X-Authorization",
+            post("/fininfo/mcp").header("X-Authorization", &bearer),
+            401,
+        )
+        .saying("X-Authorization is repeated"),
+        Edge::new(
+            "`..;` path parameter",
+            post("/currenttime/..;/fininfo/mcp"),
+            400,
+        ),
+        Edge::new("`;` in a segment", post("/fininfo/mcp;jsessionid=1"), 400),
+        Edge::new(
+            "double-encoded dots",
+            post("/currenttime/%252e%252e/fininfo/mcp"),
+            400,
+        ),
+        Edge::new("double-encoded slash", post("/fininfo/a%252fb/mcp"), 400),
+    ];
+    let mut failures = Vec::new();
+    for edge in &edges {
+        let response = raw_http(stack.gateway.addr(), &edge.bytes).await;
+        let text = answer_text(&response);
+        let json_error = response
+            .json()
+            .is_some_and(|body| body.get("error").is_some());
+        if response.status != edge.status || !json_error {
+            failures.push(format!(
+                "{}: expected {} with a JSON error, got {}:\n{text}",
+                edge.what, edge.status, response.status
+            ));
+        } else if let Some(says) = edge.says
+            && !text.contains(says)
+        {
+            failures.push(format!(
+                "{}: the answer does not say {says:?}:\n{text}",
+                edge.what
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{front:?}: {} of {} edges answered otherwise:\n{}",
+        failures.len(),
+        edges.len(),
+        failures.join("\n")
+    );
+    assert!(
+        stack.fininfo.log().is_empty() && stack.currenttime.log().is_empty(),
+        "a refused request reached an MCP server"
+    );
+
+    // An allowed request carrying a client-made removal list: the list is the gateway's to
+    // make, and the upstream never sees the client's.
+    let response = post("/fininfo/mcp")
+        .header("X-Envoy-Auth-Headers-To-Remove", "x-user,x-scopes")
+        .send(stack.gateway.addr())
+        .await;
+    assert_ne!(response.status, 401, "{}", answer_text(&response));
+    let reached = stack.fininfo.log().requests();
+    assert_eq!(reached.len(), 1, "{}", answer_text(&response));
+    assert!(
+        reached[0]
+            .header("x-envoy-auth-headers-to-remove")
+            .is_none(),
+        "a client-sent x-envoy-auth-headers-to-remove reached the upstream"
+    );
+    assert_eq!(reached[0].header("x-user").as_deref(), Some("admin-agent"));
 }

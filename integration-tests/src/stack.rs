@@ -189,17 +189,19 @@ impl Idp {
             .spawn()
             .expect("node starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let ready = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line).map(|_| line)
-            }),
-        )
-        .await
-        .expect("IdP ready within 30 s")
-        .expect("reader thread")
-        .expect("IdP stdout");
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        });
+        let ready = match tokio::time::timeout(Duration::from_secs(60), reader).await {
+            Ok(read) => read.expect("reader thread").expect("IdP stdout"),
+            Err(_) => {
+                // Killing node closes its stdout: the reader thread ends, and so can the test's
+                // runtime (it waits for blocking threads when it shuts down).
+                let _ = child.kill();
+                panic!("IdP not ready within 60 s; log: {}", log.display());
+            }
+        };
         let ready: Value = serde_json::from_str(&ready).unwrap_or_else(|_| {
             panic!(
                 "IdP ready line is not JSON: {ready:?}; log: {}",
