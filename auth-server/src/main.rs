@@ -10,16 +10,18 @@ use clap::{Parser, Subcommand};
 use auth_server::authorizer::Authorizer;
 use auth_server::config::Config;
 use auth_server::jwks::fetch::KeyStore;
-use auth_server::policy::{Access, CompiledPolicy};
+use auth_server::policy::{Access, CompiledPolicy, VisibleTools};
 use auth_server::{grpc, http, metrics, reload};
 
 /// Authorization sidecar for MCP gateways (nginx auth subrequest, Envoy ext_authz).
 ///
-/// Configuration comes from the environment: AUTH_LISTEN, AUTH_GRPC_LISTEN, AUTH_SCOPES_FILE,
-/// AUTH_PROVIDER (cognito|oidc), AUTH_COGNITO_REGION, AUTH_COGNITO_USER_POOL_ID, AUTH_ISSUER,
-/// AUTH_JWKS_URL, AUTH_CLIENT_IDS, AUTH_AUDIENCES, AUTH_GROUPS_CLAIM, AUTH_LEEWAY_SECONDS,
-/// AUTH_MAX_BODY_BYTES, AUTH_RESOURCE_URL, AUTH_METRICS_LISTEN, AUTH_LOG_FORMAT (text|json),
-/// RUST_LOG. See README.md.
+/// Configuration comes from the environment: AUTH_LISTEN, AUTH_GRPC_LISTEN, AUTH_METRICS_LISTEN,
+/// AUTH_SCOPES_FILE, AUTH_SCOPES_POLL_SECONDS, AUTH_PROVIDER (cognito|oidc),
+/// AUTH_COGNITO_REGION, AUTH_COGNITO_USER_POOL_ID, AUTH_ISSUER, AUTH_JWKS_URL,
+/// AUTH_JWKS_REFRESH_SECONDS, AUTH_CLIENT_IDS, AUTH_AUDIENCES, AUTH_GROUPS_CLAIM,
+/// AUTH_LEEWAY_SECONDS, AUTH_TOKEN_CACHE_SIZE, AUTH_MAX_BODY_BYTES, AUTH_MAX_BATCH,
+/// AUTH_MAX_LARGE_CHECKS, AUTH_RESOURCE_URL, AUTH_LOG_FORMAT (text|json), RUST_LOG, NO_COLOR.
+/// See README.md.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -177,6 +179,18 @@ fn explain(
     println!("scopes: {}", caller_scopes.join(" "));
     for note in &explanation.notes {
         println!("  - {note}");
+    }
+    if method == Some("tools/list") {
+        let listed = match policy.visible_tools(&caller_scopes, server) {
+            VisibleTools::All => "every tool of the server".to_owned(),
+            VisibleTools::Only(tools) if tools.is_empty() => "none".to_owned(),
+            VisibleTools::Only(tools) => {
+                let mut tools: Vec<String> = tools.into_iter().collect();
+                tools.sort_unstable();
+                tools.join(", ")
+            }
+        };
+        println!("tools/list on {server} shows: {listed}");
     }
     match explanation.allowed_by {
         Some(entry) => {

@@ -7,6 +7,10 @@
 //! the line and column of the node at fault, and the result is compiled into hash maps so that a
 //! decision never scans the file's structure.
 
+mod report;
+
+pub use report::{Explanation, PolicySummary};
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -93,12 +97,33 @@ struct CompiledScope {
 }
 
 impl CompiledScope {
-    fn allows(&self, server: &str, access: Access<'_>) -> bool {
+    /// The grants that name `server`: its own entries, then the `*` entries.
+    fn grants_for<'s>(&'s self, server: &str) -> impl Iterator<Item = &'s Grant> {
         let exact = self.by_server.get(server).map(Vec::as_slice).unwrap_or(&[]);
-        exact
-            .iter()
-            .chain(self.any_server.iter())
-            .any(|grant| grant.allows(access))
+        exact.iter().chain(self.any_server.iter())
+    }
+
+    fn allows(&self, server: &str, access: Access<'_>) -> bool {
+        self.grants_for(server).any(|grant| grant.allows(access))
+    }
+}
+
+/// The tools of one server that a caller sees in a `tools/list` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VisibleTools {
+    /// Every tool (an entry names `all` or `*`).
+    All,
+    /// These tools only.
+    Only(HashSet<String>),
+}
+
+impl VisibleTools {
+    /// Whether `tool` is listed to the caller.
+    pub fn contains(&self, tool: &str) -> bool {
+        match self {
+            VisibleTools::All => true,
+            VisibleTools::Only(tools) => tools.contains(tool),
+        }
     }
 }
 
@@ -156,6 +181,25 @@ impl CompiledPolicy {
             .any(|scope| scope.allows(server, access))
     }
 
+    /// The tools of `server` a caller with `scopes` sees in a `tools/list` answer: those it may
+    /// call (an entry allowing `tools/call` lists them: exactly the `tools/call` decision), and
+    /// those that an entry allowing `tools/list` names in its `tools`. An entry without `tools`
+    /// names no tool.
+    pub fn visible_tools(&self, scopes: &[&str], server: &str) -> VisibleTools {
+        let mut visible = HashSet::new();
+        let scopes = scopes.iter().filter_map(|name| self.scopes.get(*name));
+        for grant in scopes.flat_map(|scope| scope.grants_for(server)) {
+            if !(grant.methods.contains("tools/call") || grant.methods.contains("tools/list")) {
+                continue;
+            }
+            match &grant.tools {
+                NameSet::Any => return VisibleTools::All,
+                NameSet::Only(tools) => visible.extend(tools.iter().cloned()),
+            }
+        }
+        VisibleTools::Only(visible)
+    }
+
     /// The names of every scope in the policy that would allow `access` on `server`, sorted:
     /// what a denied caller would need (`WWW-Authenticate: ... scope="..."`).
     pub fn scopes_allowing(&self, server: &str, access: Access<'_>) -> Vec<&str> {
@@ -169,103 +213,6 @@ impl CompiledPolicy {
         names
     }
 
-    /// Which entry allows `access` on `server` for `scopes`, or why none does: one line per
-    /// scope considered. For `auth-server explain`; never on the request path.
-    pub fn explain(&self, scopes: &[&str], server: &str, access: Access<'_>) -> Explanation {
-        let mut notes = Vec::new();
-        for name in scopes {
-            let Some(scope) = self.scopes.get(*name) else {
-                notes.push(format!("scope `{name}` is not defined in the policy"));
-                continue;
-            };
-            let exact = scope
-                .by_server
-                .get(server)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            let grants: Vec<&Grant> = exact.iter().chain(scope.any_server.iter()).collect();
-            if grants.is_empty() {
-                notes.push(format!("scope `{name}` has no entry for server `{server}`"));
-            }
-            for grant in grants {
-                if grant.allows(access) {
-                    return Explanation {
-                        allowed_by: Some(grant.origin.clone()),
-                        notes,
-                    };
-                }
-                notes.push(match access {
-                    Access::Method {
-                        method,
-                        tool: Some(tool),
-                    } if grant.methods.contains(method) => {
-                        format!(
-                            "entry {} allows `{method}` but does not list tool `{tool}`",
-                            grant.origin
-                        )
-                    }
-                    Access::Method { method, .. } => {
-                        format!("entry {} does not allow method `{method}`", grant.origin)
-                    }
-                    Access::AnyEntry => format!("entry {} does not apply", grant.origin),
-                });
-            }
-        }
-        if scopes.is_empty() {
-            notes.push("the caller has no scope".to_owned());
-        }
-        Explanation {
-            allowed_by: None,
-            notes,
-        }
-    }
-
-    /// Counts and cross-references for `auth-server check`.
-    pub fn summary(&self) -> PolicySummary {
-        let mapped: HashSet<&str> = self
-            .group_mappings
-            .values()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let mut servers: Vec<String> = Vec::new();
-        let mut tools: HashSet<String> = HashSet::new();
-        let mut unreachable = Vec::new();
-        for (name, scope) in &self.scopes {
-            let grants = scope
-                .by_server
-                .values()
-                .flatten()
-                .chain(scope.any_server.iter());
-            let mut has_grant = false;
-            for grant in grants {
-                has_grant = true;
-                if let NameSet::Only(names) = &grant.tools {
-                    tools.extend(names.iter().cloned());
-                }
-            }
-            servers.extend(scope.by_server.keys().cloned());
-            if !scope.any_server.is_empty() {
-                servers.push("*".to_owned());
-            }
-            if has_grant && !mapped.contains(name.as_str()) {
-                unreachable.push(name.clone());
-            }
-        }
-        servers.sort_unstable();
-        servers.dedup();
-        unreachable.sort_unstable();
-        let mut tools: Vec<String> = tools.into_iter().collect();
-        tools.sort_unstable();
-        PolicySummary {
-            groups: self.group_mappings.len(),
-            scopes: self.scopes.len(),
-            servers,
-            tools,
-            scopes_no_group_maps_to: unreachable,
-        }
-    }
-
     /// Number of scope names defined (including `UI-Scopes` names).
     pub fn scope_count(&self) -> usize {
         self.scopes.len()
@@ -275,31 +222,6 @@ impl CompiledPolicy {
     pub fn group_count(&self) -> usize {
         self.group_mappings.len()
     }
-}
-
-/// The outcome of [`CompiledPolicy::explain`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
-    /// The entry that allows the request (`scope[index]`), if one does.
-    pub allowed_by: Option<String>,
-    /// Why the entries considered before (or instead) did not allow it.
-    pub notes: Vec<String>,
-}
-
-/// What `auth-server check` prints about a policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicySummary {
-    /// Groups mapped.
-    pub groups: usize,
-    /// Scope names defined, `UI-Scopes` included.
-    pub scopes: usize,
-    /// Servers named by some entry (`*` for a wildcard entry).
-    pub servers: Vec<String>,
-    /// Tools named by some entry.
-    pub tools: Vec<String>,
-    /// Scopes with entries that no group maps to: reachable only through a token's `scope`
-    /// claim (when the token has no groups).
-    pub scopes_no_group_maps_to: Vec<String>,
 }
 
 /// The scope names a file defines: top-level keys and `UI-Scopes` keys.
@@ -609,7 +531,7 @@ fn validate_name(what: &str, name: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const EXAMPLE: &str = r#"
@@ -638,14 +560,14 @@ agents:
   anything: goes
 "#;
 
-    fn tools_call(tool: &str) -> Access<'_> {
+    pub(super) fn tools_call(tool: &str) -> Access<'_> {
         Access::Method {
             method: "tools/call",
             tool: Some(tool),
         }
     }
 
-    fn policy() -> CompiledPolicy {
+    pub(super) fn policy() -> CompiledPolicy {
         CompiledPolicy::from_yaml(EXAMPLE).expect("example policy compiles")
     }
 
@@ -781,75 +703,6 @@ s:
         assert!(err.contains("tool"), "{err}");
         let err = CompiledPolicy::from_yaml("s: [\n").expect_err("syntax error refused");
         assert!(err.contains("line"), "{err}");
-    }
-
-    #[test]
-    fn explain_names_the_entry_or_why_none_allows() {
-        let policy = policy();
-        let call = tools_call("print_stock_data");
-        let allowed = policy.explain(&["restricted/read", "restricted/execute"], "fininfo", call);
-        assert_eq!(allowed.allowed_by.as_deref(), Some("restricted/execute[0]"));
-        assert_eq!(
-            allowed.notes,
-            ["entry restricted/read[0] does not allow method `tools/call`"]
-        );
-        let denied = policy.explain(
-            &["restricted/execute"],
-            "fininfo",
-            tools_call("delete_all_portfolios"),
-        );
-        assert_eq!(denied.allowed_by, None);
-        assert_eq!(
-            denied.notes,
-            [
-                "entry restricted/execute[0] allows `tools/call` but does not list tool `delete_all_portfolios`"
-            ]
-        );
-        let nothing = policy.explain(&["restricted/read"], "atlassian", Access::AnyEntry);
-        assert_eq!(
-            nothing.notes,
-            ["scope `restricted/read` has no entry for server `atlassian`"]
-        );
-    }
-
-    #[test]
-    fn summary_counts_and_finds_scopes_no_group_reaches() {
-        let yaml = "group_mappings:\n  g: [a]\na:\n  - server: s1\n    methods: [tools/call]\n    tools: [t1]\nb:\n  - server: '*'\n    methods: all\n";
-        let summary = CompiledPolicy::from_yaml(yaml).expect("compiles").summary();
-        assert_eq!(summary.groups, 1);
-        assert_eq!(summary.scopes, 2);
-        assert_eq!(summary.servers, ["*", "s1"]);
-        assert_eq!(summary.tools, ["t1"]);
-        assert_eq!(summary.scopes_no_group_maps_to, ["b"]);
-    }
-
-    #[test]
-    fn agent_action_entries_of_the_registry_are_accepted_and_grant_nothing() {
-        let yaml = r#"
-group_mappings:
-  g: [s]
-s:
-  - server: fininfo
-    methods: [tools/list]
-  - agents:
-      actions:
-        - action: list_agents
-          resources: [all]
-"#;
-        let policy = CompiledPolicy::from_yaml(yaml).expect("an agents entry is accepted");
-        let list = Access::Method {
-            method: "tools/list",
-            tool: None,
-        };
-        assert!(policy.allows(&["s"], "fininfo", list));
-        assert!(!policy.allows(&["s"], "agents", Access::AnyEntry));
-        // Only `agents` is new: a misspelt key still stops the start, with its position.
-        let typo = "s:\n  - agent: {actions: []}\n";
-        let err = CompiledPolicy::from_yaml(typo).expect_err("typo refused");
-        assert!(err.contains("agent") && err.contains("line 2"), "{err}");
-        let mixed = "s:\n  - agents: {actions: []}\n    methods: [ping]\n";
-        let err = CompiledPolicy::from_yaml(mixed).expect_err("half an entry refused");
-        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
