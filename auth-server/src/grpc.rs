@@ -168,7 +168,7 @@ impl Authorization for CheckService {
 
 /// Transcribes an answer: an allow becomes `OkHttpResponse`, anything else
 /// `DeniedHttpResponse`, with the answer's gRPC code.
-pub fn check_response(answer: Answer) -> CheckResponse {
+pub(crate) fn check_response(answer: Answer) -> CheckResponse {
     let status = Some(rpc::Status {
         code: answer.status.rpc as i32,
         ..Default::default()

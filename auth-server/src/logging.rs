@@ -39,7 +39,7 @@ pub fn init(format: LogFormat) {
 
 /// One JSON object per event, built in a reused per-thread buffer and written in one piece.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct JsonLines;
+pub(crate) struct JsonLines;
 
 thread_local! {
     static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };

@@ -62,7 +62,7 @@ static BODY_BYTES: LazyLock<Histogram> =
     LazyLock::new(|| Histogram::new(exponential_buckets(64.0, 4.0, 9)));
 
 /// Counts one decision.
-pub fn observe_decision(result: &'static str, reason: &'static str, seconds: f64) {
+pub(crate) fn observe_decision(result: &'static str, reason: &'static str, seconds: f64) {
     DECISIONS
         .get_or_create(&DecisionLabels { result, reason })
         .inc();
@@ -70,7 +70,7 @@ pub fn observe_decision(result: &'static str, reason: &'static str, seconds: f64
 }
 
 /// Records the size of a request body that was read in full.
-pub fn observe_body(bytes: usize) {
+pub(crate) fn observe_body(bytes: usize) {
     BODY_BYTES.observe(bytes as f64);
 }
 

@@ -11,7 +11,12 @@ use crate::metrics;
 use crate::request::Body;
 
 /// Records one decision: metrics, then the log line.
-pub fn decision(decision: &Decision, body: Body<'_>, request_id: Option<&str>, took: Duration) {
+pub(crate) fn decision(
+    decision: &Decision,
+    body: Body<'_>,
+    request_id: Option<&str>,
+    took: Duration,
+) {
     if let Body::Complete(bytes) = body {
         metrics::observe_body(bytes.len());
     }

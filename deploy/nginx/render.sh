@@ -48,7 +48,8 @@ size_bytes() {
 
 max_bytes=$(size_bytes "$MAX_BODY" MAX_BODY)
 (( max_bytes > 0 )) || die "MAX_BODY must be above 0"
-# Slightly above the limit, so bodies up to the limit stay in memory (NGINX-NOTES.md).
+# Slightly above the limit, so bodies up to the limit stay in memory (deploy/nginx/README.md,
+# "Measured facts": with both equal, chunked bodies near the limit spilled to a temp file).
 BODY_BUFFER=${BODY_BUFFER:-$((max_bytes + max_bytes / 16))}
 buffer_bytes=$(size_bytes "$BODY_BUFFER" BODY_BUFFER)
 (( buffer_bytes >= max_bytes )) || die "BODY_BUFFER ($BODY_BUFFER) is below MAX_BODY ($MAX_BODY)"
