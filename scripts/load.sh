@@ -4,9 +4,12 @@
 # direct with one cached token, with 10,000 distinct tokens (each verified once, then cached),
 # and without the token cache (every check verifies a signature); the gRPC Check path
 # (examples/grpc_load.rs); nginx proxying without auth (the baseline); the deploy/nginx gateway
-# in front of a zero-cost auth stub and in front of auth-server. Prints a Markdown table and RSS.
+# in front of a zero-cost auth stub and in front of auth-server; and /validate while a flood of
+# worst-case 1 MiB bodies (each ~130,000 distinct keys) is being decided beside it. Prints a
+# Markdown table and RSS.
 #
 #   scripts/load.sh                 # DURATION=10 CONNECTIONS=64 DISTINCT_TOKENS=10000
+#                                   # FLOOD_CONNECTIONS=8
 set -euo pipefail
 # Decision logs at ~350 bytes per check would fill the disk: written to /dev/null, which
 # still pays for formatting and writing each line.
@@ -18,6 +21,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 DISTINCT_TOKENS=${DISTINCT_TOKENS:-10000}
 THREADS=${THREADS:-2}
+FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-8}
 # Space-separated run names to do (default: all), e.g. RUNS="nginx-no-auth nginx-with-auth".
 RUNS=${RUNS:-}
 
@@ -123,6 +127,28 @@ run() { # name url tokens-file: wrk with tools_call.lua
     -s scripts/load/tools_call.lua "$2" | grep '^RESULT')"
 }
 
+# run_flooded NAME URL TOKENS_FILE: `run`, while scripts/load/flood.lua posts worst-case 1 MiB
+# bodies to the same auth-server on FLOOD_CONNECTIONS more connections; the flood's own answers
+# (decided, or 503 busy) are printed on stderr.
+run_flooded() {
+  wanted "$1" || return 0
+  python3 - "$work/worst-body.json" <<'PY'
+import sys
+body, index = '{"jsonrpc":"2.0","id":1,"method":"ping"', 0
+while len(body) + 16 < 1024 * 1024:
+    body += f',"a{index}":0'
+    index += 1
+open(sys.argv[1], "w").write(body + "}")
+PY
+  TOKENS_FILE="$3" BODY_FILE="$work/worst-body.json" wrk -t1 -c"$FLOOD_CONNECTIONS" \
+    -d"$((DURATION + 2))s" -s scripts/load/flood.lua "$2" >"$work/flood.out" &
+  local flood=$!
+  sleep 1
+  run "$1" "$2" "$3"
+  wait "$flood"
+  echo "[load] beside $1: $(grep '^FLOOD' "$work/flood.out")" >&2
+}
+
 run_grpc() { # name addr tokens-file: the gRPC Check path (examples/grpc_load.rs, in place of ghz)
   wanted "$1" || return 0
   echo "$1 $("$CARGO_TARGET_DIR/release/examples/grpc_load" --addr "$2" --tokens-file "$3" \
@@ -137,6 +163,7 @@ rss_loaded=$(rss_kib "$auth_pid")
 results+=("$(run validate-distinct "http://127.0.0.1:$auth_port/validate" "$work/many-tokens.txt")")
 rss_distinct=$(rss_kib "$auth_pid")
 results+=("$(run validate-uncached "http://127.0.0.1:$nocache_port/validate" "$work/many-tokens.txt")")
+results+=("$(run_flooded validate-beside-worst-bodies "http://127.0.0.1:$auth_port/validate" "$work/one-token.txt")")
 results+=("$(run_grpc grpc-cached "127.0.0.1:$grpc_port" "$work/one-token.txt")")
 results+=("$(run nginx-no-auth "http://127.0.0.1:$proxy_port/fininfo/mcp" "$work/one-token.txt")")
 results+=("$(run nginx-auth-stub "http://127.0.0.1:$stub_gateway_port/fininfo/mcp" "$work/one-token.txt")")
@@ -157,11 +184,11 @@ for r in "${results[@]}"; do
 done
 echo
 python3 - "$(rps_of ceiling)" "$(rps_of validate-cached)" "$(rps_of validate-distinct)" \
-  "$(rps_of validate-uncached)" "$(rps_of grpc-cached)" \
+  "$(rps_of validate-uncached)" "$(rps_of validate-beside-worst-bodies)" "$(rps_of grpc-cached)" \
   "$(rps_of nginx-no-auth)" "$(rps_of nginx-auth-stub)" "$(rps_of nginx-with-auth)" \
   "$(rps_of envoy-no-auth)" "$(rps_of envoy-http-auth)" "$(rps_of envoy-grpc-auth)" <<'PY'
 import sys
-(ceiling, cached, distinct, uncached, grpc, no_auth, stub, with_auth,
+(ceiling, cached, distinct, uncached, flooded, grpc, no_auth, stub, with_auth,
  envoy_no_auth, envoy_http, envoy_grpc) = (float(v) if v else None for v in sys.argv[1:])
 def ratio(label, a, b):
     if a and b:
@@ -169,6 +196,7 @@ def ratio(label, a, b):
 ratio("/validate (cached token) / nginx return 200", cached, ceiling)
 ratio("/validate distinct tokens / cached token", distinct, cached)
 ratio("/validate without the token cache (every check verifies RS256) / cached token", uncached, cached)
+ratio("/validate beside a flood of worst-case 1 MiB bodies / without it", flooded, cached)
 ratio("gRPC Check (cached token) / /validate (cached token)", grpc, cached)
 ratio("gateway with a zero-cost auth stub / gateway without auth", stub, no_auth)
 ratio("gateway with auth-server / gateway without auth", with_auth, no_auth)

@@ -1,5 +1,6 @@
 //! The parts of a decision, and how their cost grows: JSON-RPC parsing (small, 64 KiB, a batch of
-//! 50), policy lookup with 1, 100 and 10,000 servers and 100 groups, and first-sight token
+//! 50), the whole decision of the worst 1 MiB body of each shape (tests/common/worst_case.rs),
+//! policy lookup with 1, 100 and 10,000 servers and 100 groups, and first-sight token
 //! verification for RS256 and ES256.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -9,6 +10,7 @@ mod common;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
+use auth_server::decision::{Decision, decide};
 use auth_server::jsonrpc;
 use auth_server::jwks::KeySet;
 use auth_server::policy::{Access, CompiledPolicy};
@@ -41,6 +43,28 @@ fn bench_jsonrpc(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| jsonrpc::parse(black_box(body.as_bytes()), 100).unwrap())
         });
+    }
+    group.finish();
+}
+
+/// The whole decision (cached token, then the body) of the worst 1 MiB body of each shape, for a
+/// caller whose token belongs to no group: the most work one check can cost.
+fn bench_worst_case(c: &mut Criterion) {
+    let core = Core::new(
+        CompiledPolicy::load(&example_scopes()).unwrap(),
+        Some(KeySet::from_json(&jwks(&[rsa_key()])).unwrap()),
+        cognito_rules(),
+        None,
+    );
+    let context = core.context(NOW);
+    let token = rsa_key().sign(&cognito_claims("agent", &[]));
+    let mut group = c.benchmark_group("worst_case_body_1MiB");
+    group.sample_size(20);
+    for (shape, body) in worst_case::shapes(worst_case::ONE_MIB) {
+        let check = TestCheck::post("/fininfo/mcp", Some(&token), body);
+        let facts = check.facts();
+        assert!(matches!(decide(&facts, &context), Decision::Deny { .. }));
+        group.bench_function(shape, |b| b.iter(|| decide(black_box(&facts), &context)));
     }
     group.finish();
 }
@@ -95,5 +119,11 @@ fn bench_first_sight(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_jsonrpc, bench_policy, bench_first_sight);
+criterion_group!(
+    benches,
+    bench_jsonrpc,
+    bench_worst_case,
+    bench_policy,
+    bench_first_sight
+);
 criterion_main!(benches);
