@@ -88,6 +88,7 @@ fn identity_removed_before_check() -> BTreeSet<String> {
         "x-original-uri",
         "x-original-url",
         "x-original-method",
+        HEADERS_TO_REMOVE,
     ]));
     names
 }
