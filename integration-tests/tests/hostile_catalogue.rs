@@ -448,9 +448,9 @@ async fn every_attack_through_nginx_gets_its_exact_status() {
         token_row("client not in AUTH_CLIENT_IDS", &not_allowed_client, 401),
         token_row("garbage token, 12 KB", &"A".repeat(12 * 1024), 401),
         Row::new(
-            "X-Authorization header of 20 KB (nginx's header limit)",
+            "X-Authorization header of 20 KB (nginx's header limit): 431 JSON",
             post("/fininfo/mcp", &"A".repeat(20 * 1024), method("tools/list")),
-            400,
+            431,
         ),
         Row::new(
             "20 headers of 4 KB each, beyond nginx's buffers",
@@ -458,7 +458,7 @@ async fn every_attack_through_nginx_gets_its_exact_status() {
                 post("/fininfo/mcp", &admin, method("tools/list")),
                 |r, i| r.header(&format!("X-Pad-{i}"), &"p".repeat(4096)),
             ),
-            400,
+            431,
         ),
         Row::new(
             "120 small headers (beyond auth-server's header count: 431 from actix, relayed)",
