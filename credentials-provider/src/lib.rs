@@ -17,12 +17,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agentcore;
 pub mod cli;
 pub mod configs;
 pub mod egress;
+pub mod grant;
 pub mod ingress;
 pub mod mcp;
 pub mod oauth;
+pub mod reuse;
 pub mod run;
 pub mod secret;
 pub mod settings;

@@ -209,10 +209,13 @@ async fn run_tokens(common: &CommonArgs, mode: Mode, args: &TokenArgs) -> Result
                     "{NAME}: ingress ({}): {what} for client {} ({}) in {}",
                     config.kind.name(),
                     token.client_id,
-                    expiry_text(token.expires_at),
+                    expiry_text(token.grant.expires_at),
                     store.path(INGRESS_FILE).display()
                 );
-                shown_tokens.push(("ingress".into(), token.access_token.expose().to_owned()));
+                shown_tokens.push((
+                    "ingress".into(),
+                    token.grant.access_token.expose().to_owned(),
+                ));
             }
             // The gateway is useless without it: egress is not attempted.
             Err(err) => return Err(Failure::runtime(err)),
@@ -235,12 +238,12 @@ async fn run_tokens(common: &CommonArgs, mode: Mode, args: &TokenArgs) -> Result
                     eprintln!(
                         "{NAME}: egress {}: {what} ({}) in {}",
                         set.provider.name,
-                        expiry_text(token.expires_at),
+                        expiry_text(token.grant.expires_at),
                         store.path(&set.file_name()).display()
                     );
                     shown_tokens.push((
                         set.provider.name.clone(),
-                        token.access_token.expose().to_owned(),
+                        token.grant.access_token.expose().to_owned(),
                     ));
                 }
                 Err(err) => {
@@ -457,10 +460,14 @@ async fn run_mcp(common: &CommonArgs, args: &McpArgs) -> Result<(), Failure> {
                 store.path(INGRESS_FILE).display()
             ))
         })?;
-    if ingress.expires_at.is_some_and(|at| at <= now) {
+    if ingress.grant.has_expired(now) {
         return Err(Failure::runtime(format!(
             "the stored ingress token expired at {}: run `{NAME} ingress`",
-            ingress.expires_at.map(time::human).unwrap_or_default()
+            ingress
+                .grant
+                .expires_at
+                .map(time::human)
+                .unwrap_or_default()
         )));
     }
     let mut headers = ingress.gateway_headers();

@@ -83,7 +83,7 @@ async fn lookup(
     };
     let response = http
         .get(url.clone())
-        .bearer_auth(token.access_token.expose())
+        .bearer_auth(token.grant.access_token.expose())
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await

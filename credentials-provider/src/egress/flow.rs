@@ -11,7 +11,8 @@ use super::callback::{CallbackError, CallbackServer};
 use super::pkce;
 use super::settings::EgressSet;
 use super::token::EgressToken;
-use crate::oauth::{self, OAuthError, TokenResponse};
+use crate::grant::Grant;
+use crate::oauth::{OAuthError, TokenResponse};
 use crate::secret::Secret;
 use crate::store::{StoreError, TokenStore};
 use crate::time;
@@ -263,21 +264,12 @@ pub async fn authorize(
 }
 
 fn token_from_response(set: &EgressSet, response: TokenResponse) -> EgressToken {
-    let now = time::now_unix();
-    let expires_at = response
-        .expires_in
-        .map(|seconds| now.saturating_add(seconds))
-        .or_else(|| oauth::jwt_expiry(response.access_token.expose()));
+    let requested = Some(set.scopes.join(" "));
     EgressToken {
         provider: set.provider.name.clone(),
         client_id: set.client_id.clone(),
-        access_token: response.access_token,
+        grant: Grant::from_response(&response, requested, time::now_unix()),
         refresh_token: response.refresh_token,
-        token_type: response.token_type.unwrap_or_else(|| "Bearer".into()),
-        expires_at,
-        expires_at_human: expires_at.map(time::human),
-        obtained_at: now,
-        scope: response.scope.or_else(|| Some(set.scopes.join(" "))),
         token_url: set.provider.token_url.to_string(),
         headers: BTreeMap::new(),
         site_url: None,

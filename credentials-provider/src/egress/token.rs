@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::grant::Grant;
 use crate::secret::Secret;
-use crate::time;
 
 /// `<provider>-egress.json`.
 pub fn token_file_name(provider: &str) -> String {
@@ -19,23 +19,12 @@ pub struct EgressToken {
     pub provider: String,
     /// The OAuth client id it was issued to.
     pub client_id: String,
-    /// The access token.
-    pub access_token: Secret,
+    /// The access token and its lifetime.
+    #[serde(flatten)]
+    pub grant: Grant,
     /// The refresh token, when the provider gave one.
     #[serde(default)]
     pub refresh_token: Option<Secret>,
-    /// `token_type`.
-    pub token_type: String,
-    /// Expiry, seconds since the epoch; `None` when unknown.
-    pub expires_at: Option<u64>,
-    /// The expiry for people.
-    #[serde(default)]
-    pub expires_at_human: Option<String>,
-    /// When it was obtained.
-    pub obtained_at: u64,
-    /// The granted scope.
-    #[serde(default)]
-    pub scope: Option<String>,
     /// The token endpoint.
     pub token_url: String,
     /// Headers the MCP server needs besides the token (e.g. `X-Atlassian-Cloud-Id`).
@@ -51,16 +40,13 @@ impl EgressToken {
     /// provider's headers.
     pub fn server_headers(&self) -> BTreeMap<String, String> {
         let mut headers = self.headers.clone();
-        headers.insert(
-            "Authorization".to_owned(),
-            format!("Bearer {}", self.access_token.expose()),
-        );
+        headers.insert("Authorization".to_owned(), self.grant.bearer());
         headers
     }
 
     /// Whether it may still be used at `now`.
     pub fn is_fresh(&self, now: u64) -> bool {
-        time::is_fresh(self.expires_at, now)
+        self.grant.is_fresh(now)
     }
 }
 
@@ -76,13 +62,8 @@ mod tests {
         let token = EgressToken {
             provider: "atlassian".into(),
             client_id: "c".into(),
-            access_token: Secret::new("at"),
+            grant: crate::grant::tests::grant("at", None, None),
             refresh_token: None,
-            token_type: "Bearer".into(),
-            expires_at: None,
-            expires_at_human: None,
-            obtained_at: 0,
-            scope: None,
             token_url: String::new(),
             headers: BTreeMap::from([(CLOUD_ID_HEADER.to_owned(), "cid".to_owned())]),
             site_url: None,
