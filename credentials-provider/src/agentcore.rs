@@ -410,8 +410,11 @@ mod tests {
             |text: &str, pairs: &[(&str, &str)]| parse_with(text, pairs).unwrap_err().to_string();
         let base = "gateways:\n  g:\n    gateway_url: https://gw.example/mcp\n    client_id: c\n";
         assert!(
-            error(&format!("{base}    token_url: https://i/t\n    client_secret_env: S\n"), &[])
-                .starts_with("S is not set (the client secret of AgentCore gateway g"),
+            error(
+                &format!("{base}    token_url: https://i/t\n    client_secret_env: S\n"),
+                &[]
+            )
+            .starts_with("S is not set (the client secret of AgentCore gateway g"),
         );
         assert!(
             error(&format!("{base}    token_url: https://idp.example/token\n    user_pool_id: us-east-1_A\n    client_secret: x\n"), &[])
@@ -437,9 +440,7 @@ mod tests {
             )
             .starts_with("agentcore.yml: gateways.g.server:")
         );
-        assert!(
-            error(&base.replace("  g:", "  Bad/Name:"), &[]).contains("provider name")
-        );
+        assert!(error(&base.replace("  g:", "  Bad/Name:"), &[]).contains("provider name"));
         assert!(
             error("gateways:\n  g:\n    gatway_url: x\n", &[])
                 .starts_with("AGENTCORE_GATEWAYS_FILE: agentcore.yml:")

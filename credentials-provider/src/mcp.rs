@@ -241,6 +241,62 @@ impl SseReader {
     }
 }
 
+/// What an MCP endpoint answered a request without credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthenticated {
+    /// The HTTP status.
+    pub status: u16,
+    /// `WWW-Authenticate`, all values joined.
+    pub www_authenticate: Option<String>,
+    /// The body (lossy UTF-8, at most 64 KiB).
+    pub body: String,
+}
+
+/// Sends `initialize` to `url` with no credentials at all (the gateway's `basic` check: is it
+/// there, and does it ask for a token?). Only a transport failure is an error.
+pub async fn reach_without_credentials(
+    url: &Url,
+    timeout: Duration,
+) -> Result<Unauthenticated, McpError> {
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("credentials-provider/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| McpError::Transport(describe_http_error(&err)))?;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "credentials-provider", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let response = http
+        .post(url.clone())
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(initialize.to_string())
+        .send()
+        .await
+        .map_err(|err| McpError::Transport(describe_http_error(&err)))?;
+    let status = response.status().as_u16();
+    let challenges: Vec<String> = response
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    let body = read_limited(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    Ok(Unauthenticated {
+        status,
+        www_authenticate: (!challenges.is_empty()).then(|| challenges.join(", ")),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 /// An initialized MCP session.
 #[derive(Debug)]
 pub struct McpSession {
