@@ -66,7 +66,9 @@ async fn the_watcher_renews_tokens_before_they_expire_and_stops_on_sigterm() {
     // The configs follow (rewritten after the renewal): the latest tokens, usable by a real
     // MCP client through nginx.
     watcher
-        .wait_for_line(WAIT, |line| line.contains("MCP client configs (2 server(s))"))
+        .wait_for_line(WAIT, |line| {
+            line.contains("MCP client configs (2 server(s))")
+        })
         .await;
     let vscode = ws.read_json("vscode_mcp.json");
     let ingress_now = ws.read_json("ingress.json")["access_token"]
