@@ -139,4 +139,44 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_template_and_the_settings_table_of_the_docs_name_the_same_variables() {
+        let docs = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/credentials.md"),
+        )
+        .unwrap();
+        let table =
+            &docs[docs.find("### Settings").unwrap()..docs.find("### Egress providers").unwrap()];
+        let mut documented: std::collections::BTreeSet<String> = table
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .flat_map(|line| {
+                line.split('|')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .map(|name| {
+                let name = name.trim_matches('`');
+                name.strip_suffix("_N")
+                    .map_or_else(|| name.to_owned(), |stem| format!("{stem}_1"))
+            })
+            .filter(|name| !name.contains('<'))
+            .collect();
+        documented.remove("");
+        let template: std::collections::BTreeSet<String> = TEMPLATES[0]
+            .1
+            .lines()
+            .filter_map(setting_name)
+            .filter(|name| {
+                !name.starts_with("AGENTCORE_CLIENT_SECRET_") && *name != "EGRESS_OAUTH_TENANT_1"
+            })
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(documented, template);
+    }
 }
