@@ -17,17 +17,17 @@
 
 #![forbid(unsafe_code)]
 
-pub mod agentcore;
+pub(crate) mod agentcore;
 pub mod cli;
-pub mod configs;
-pub mod egress;
-pub mod grant;
-pub mod ingress;
-pub mod mcp;
-pub mod oauth;
-pub mod reuse;
+pub(crate) mod configs;
+pub(crate) mod egress;
+pub(crate) mod grant;
+pub(crate) mod ingress;
+pub(crate) mod mcp;
+pub(crate) mod oauth;
+pub(crate) mod reuse;
 pub mod run;
-pub mod secret;
-pub mod settings;
-pub mod store;
-pub mod time;
+pub(crate) mod secret;
+pub(crate) mod settings;
+pub(crate) mod store;
+pub(crate) mod time;

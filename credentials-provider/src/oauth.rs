@@ -115,6 +115,7 @@ pub enum OAuthError {
 
 impl OAuthError {
     /// The OAuth error code of a refusal.
+    #[cfg(test)]
     pub fn oauth_error(&self) -> Option<&str> {
         match self {
             OAuthError::Refused { error, .. } => Some(error),

@@ -85,7 +85,6 @@ struct Shared {
 #[derive(Debug)]
 pub struct CallbackServer {
     uri: Url,
-    addrs: Vec<SocketAddr>,
     outcome: oneshot::Receiver<Outcome>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -148,7 +147,6 @@ impl CallbackServer {
         let router = Router::new().fallback(handle).with_state(shared);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut addrs = Vec::new();
         for (index, addr) in candidates.into_iter().enumerate() {
             let listener = match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => listener,
@@ -161,7 +159,7 @@ impl CallbackServer {
                     return Err(bind_error(addr.to_string(), err.to_string()));
                 }
             };
-            addrs.push(listener.local_addr().unwrap_or(addr));
+            tracing::debug!("the OAuth callback server listens on {addr}");
             let mut stopped = stopped.clone();
             let server = axum::serve(listener, router.clone()).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -174,16 +172,10 @@ impl CallbackServer {
         }
         Ok(CallbackServer {
             uri: uri.clone(),
-            addrs,
             outcome,
             stop,
             tasks,
         })
-    }
-
-    /// The addresses it listens on.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
     }
 
     /// Waits for the callback (at most `timeout`), then stops listening.
@@ -388,7 +380,7 @@ mod tests {
         let server = CallbackServer::bind(&uri, "st", "EGRESS_OAUTH_REDIRECT_URI_1")
             .await
             .unwrap();
-        let addr = server.local_addrs()[0];
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let waiter = tokio::spawn(server.wait(Duration::from_secs(10)));
         let (status, _) = get(addr, "/favicon.ico").await;
         assert_eq!(status, 404);

@@ -23,8 +23,6 @@ pub mod providers;
 pub mod settings;
 pub mod token;
 
-pub use flow::{
-    EgressError, FlowOptions, Outcome, ShowUrl, authorization_url, authorize, obtain, refresh,
-};
-pub use settings::{DEFAULT_REDIRECT_URI, EgressSet, check_server_name, sets_from_settings};
+pub use flow::{FlowOptions, Outcome, obtain, refresh};
+pub use settings::{EgressSet, check_server_name, sets_from_settings};
 pub use token::{EgressToken, token_file_name};

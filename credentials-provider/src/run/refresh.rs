@@ -28,9 +28,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(600);
 /// A token the watcher keeps fresh.
 #[derive(Debug)]
 enum Job {
-    Ingress(IngressConfig),
-    AgentCore(AgentCoreGateway),
-    Egress(EgressSet),
+    Ingress(Box<IngressConfig>),
+    AgentCore(Box<AgentCoreGateway>),
+    Egress(Box<EgressSet>),
 }
 
 /// When a job is next due.
@@ -163,14 +163,14 @@ pub(super) async fn run(
     let egress_sets: Vec<EgressSet> = jobs
         .iter()
         .filter_map(|job| match job {
-            Job::Egress(set) => Some(set.clone()),
+            Job::Egress(set) => Some(EgressSet::clone(set)),
             _ => None,
         })
         .collect();
     let gateways: Vec<AgentCoreGateway> = jobs
         .iter()
         .filter_map(|job| match job {
-            Job::AgentCore(gateway) => Some(gateway.clone()),
+            Job::AgentCore(gateway) => Some(AgentCoreGateway::clone(gateway)),
             _ => None,
         })
         .collect();
@@ -234,17 +234,19 @@ pub(super) async fn run(
 fn jobs(settings: &Settings, args: &RefreshArgs) -> Result<Vec<Job>, Failure> {
     let mut jobs = Vec::new();
     if settings.get("INGRESS_OAUTH_CLIENT_ID").is_some() {
-        jobs.push(Job::Ingress(IngressConfig::from_settings(settings)?));
+        jobs.push(Job::Ingress(Box::new(IngressConfig::from_settings(
+            settings,
+        )?)));
     }
     jobs.extend(
         agentcore_gateways(settings, &args.output)?
             .into_iter()
-            .map(Job::AgentCore),
+            .map(|gateway| Job::AgentCore(Box::new(gateway))),
     );
     jobs.extend(
         egress_sets(settings, &args.output)?
             .into_iter()
-            .map(Job::Egress),
+            .map(|set| Job::Egress(Box::new(set))),
     );
     Ok(jobs)
 }
