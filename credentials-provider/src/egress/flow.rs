@@ -283,30 +283,17 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::egress::providers::Catalogue;
-    use crate::egress::settings::{DEFAULT_REDIRECT_URI, sets_from_settings};
-    use crate::settings::Settings;
-
-    fn settings(pairs: &[(&str, &str)]) -> Settings {
-        Settings::from_pairs(pairs.iter().copied())
-    }
-
-    fn catalogue() -> Catalogue {
-        Catalogue::load(None).unwrap()
-    }
+    use crate::egress::settings::DEFAULT_REDIRECT_URI;
+    use crate::egress::settings::tests::sets;
 
     #[test]
     fn the_authorization_url_carries_pkce_state_and_provider_parameters() {
-        let sets = sets_from_settings(
-            &settings(&[
-                ("EGRESS_OAUTH_CLIENT_ID_1", "atl client"),
-                ("EGRESS_PROVIDER_NAME_1", "atlassian"),
-                ("EGRESS_OAUTH_SCOPE_1", "read:jira-work offline_access"),
-            ]),
-            &catalogue(),
-        )
-        .unwrap();
-        let url = authorization_url(&sets[0], "st4te", Some("ch4llenge"));
+        let atlassian = sets(&[
+            ("EGRESS_OAUTH_CLIENT_ID_1", "atl client"),
+            ("EGRESS_PROVIDER_NAME_1", "atlassian"),
+            ("EGRESS_OAUTH_SCOPE_1", "read:jira-work offline_access"),
+        ]);
+        let url = authorization_url(&atlassian[0], "st4te", Some("ch4llenge"));
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(url.host_str(), Some("auth.atlassian.com"));
         assert_eq!(query["response_type"], "code");
@@ -319,14 +306,10 @@ mod tests {
         assert_eq!(query["audience"], "api.atlassian.com");
         assert_eq!(query["prompt"], "consent");
 
-        let slack = sets_from_settings(
-            &settings(&[
-                ("EGRESS_OAUTH_CLIENT_ID_1", "s"),
-                ("EGRESS_PROVIDER_NAME_1", "slack"),
-            ]),
-            &catalogue(),
-        )
-        .unwrap();
+        let slack = sets(&[
+            ("EGRESS_OAUTH_CLIENT_ID_1", "s"),
+            ("EGRESS_PROVIDER_NAME_1", "slack"),
+        ]);
         let url = authorization_url(&slack[0], "st", None);
         let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
         assert!(query["user_scope"].contains("channels:read,chat:write"));

@@ -196,7 +196,7 @@ fn set_from_settings(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
@@ -208,6 +208,11 @@ mod tests {
 
     fn catalogue() -> Catalogue {
         Catalogue::load(None).unwrap()
+    }
+
+    /// The sets of these settings, with the built-in catalogue.
+    pub(crate) fn sets(pairs: &[(&str, &str)]) -> Vec<EgressSet> {
+        sets_from_settings(&settings(pairs), &catalogue()).unwrap()
     }
 
     #[test]

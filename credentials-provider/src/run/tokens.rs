@@ -11,6 +11,7 @@ use crate::agentcore;
 use crate::cli::{AllArgs, CommonArgs, TokenArgs};
 use crate::egress::{self, EgressSet, FlowOptions};
 use crate::ingress::{self, INGRESS_FILE, IngressConfig};
+use crate::reuse;
 
 /// Which tokens a run gets.
 #[derive(Debug, Clone)]
@@ -137,13 +138,10 @@ pub(super) async fn run(
     if let Some(config) = &ingress_config {
         match ingress::obtain(config, &store, &http, args.force).await {
             Ok((token, outcome)) => {
-                let what = match outcome {
-                    ingress::Outcome::Reused => "reused the stored token",
-                    ingress::Outcome::New => "new token",
-                };
                 console.say(format!(
-                    "ingress ({}): {what} for client {} ({}) in {}",
+                    "ingress ({}): {} for client {} ({}) in {}",
                     config.kind.name(),
+                    reuse_text(outcome),
                     token.client_id,
                     expiry_text(token.grant.expires_at),
                     store.path(INGRESS_FILE).display()
@@ -194,13 +192,10 @@ pub(super) async fn run(
         for gateway in &gateways {
             match agentcore::obtain(gateway, &store, &http, args.force).await {
                 Ok((token, outcome)) => {
-                    let what = match outcome {
-                        ingress::Outcome::Reused => "reused the stored token",
-                        ingress::Outcome::New => "new token",
-                    };
                     console.say(format!(
-                        "agentcore {}: {what} for client {} ({}) in {}",
+                        "agentcore {}: {} for client {} ({}) in {}",
                         gateway.name,
+                        reuse_text(outcome),
                         token.client_id,
                         expiry_text(token.grant.expires_at),
                         store.path(&gateway.file_name()).display()
@@ -233,6 +228,13 @@ pub(super) async fn run(
             code: 1,
             lines: vec![format!("{} token(s) could not be had", failures.len())],
         })
+    }
+}
+
+fn reuse_text(outcome: reuse::Outcome) -> &'static str {
+    match outcome {
+        reuse::Outcome::Reused => "reused the stored token",
+        reuse::Outcome::New => "new token",
     }
 }
 
