@@ -342,13 +342,9 @@ pub async fn fetch(
     http: &reqwest::Client,
 ) -> Result<AgentCoreToken, AgentCoreError> {
     tracing::debug!(gateway = %gateway.name, token_url = %gateway.client.token_url, "client-credentials grant");
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scopes) = &gateway.scopes {
-        form.push(("scope", scopes));
-    }
     let response = gateway
         .client
-        .request(http, &form, None)
+        .client_credentials(http, gateway.scopes.as_deref(), &[])
         .await
         .map_err(|source| AgentCoreError::OAuth {
             name: gateway.name.clone(),

@@ -443,14 +443,14 @@ pub async fn fetch(
         client_secret: Some(config.client_secret.clone()),
         auth: config.auth,
     };
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scopes) = &config.scopes {
-        form.push(("scope", scopes));
-    }
-    if let Some(resource) = &config.resource {
-        form.push(("resource", resource));
-    }
-    let response = client.request(http, &form, None).await?;
+    let resource: Vec<(&str, &str)> = config
+        .resource
+        .iter()
+        .map(|resource| ("resource", resource.as_str()))
+        .collect();
+    let response = client
+        .client_credentials(http, config.scopes.as_deref(), &resource)
+        .await?;
     Ok(IngressToken {
         provider: config.kind,
         grant: Grant::from_response(&response, config.scopes.clone(), time::now_unix()),

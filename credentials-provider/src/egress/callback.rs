@@ -17,7 +17,6 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::pkce::constant_time_eq;
 use crate::secret::Secret;
 
 /// Why no authorization code came back.
@@ -305,6 +304,15 @@ fn read_callback(query: &str, expected_state: &str) -> (Outcome, Response) {
     }
 }
 
+/// Compares two strings in time that depends only on their lengths.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -341,6 +349,14 @@ mod tests {
         );
         let (outcome, _) = read_callback("state=s1", "s1");
         assert_eq!(outcome.unwrap_err(), CallbackError::NoCode);
+    }
+
+    #[test]
+    fn state_comparison() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+        assert!(!constant_time_eq("", "a"));
     }
 
     #[test]

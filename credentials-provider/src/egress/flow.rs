@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use url::Url;
 
 use super::atlassian;
 use super::callback::{CallbackError, CallbackServer};
-use super::pkce;
 use super::settings::EgressSet;
 use super::token::EgressToken;
 use crate::grant::Grant;
@@ -52,14 +53,6 @@ pub enum EgressError {
         provider: String,
         /// The failure.
         source: StoreError,
-    },
-    /// No randomness for PKCE and state.
-    #[error("{provider}: no random numbers from the operating system: {reason}")]
-    Random {
-        /// The provider.
-        provider: String,
-        /// What failed.
-        reason: String,
     },
 }
 
@@ -156,14 +149,7 @@ pub async fn refresh(
     tracing::debug!(provider = %set.provider.name, "refresh-token grant");
     let response = set
         .token_client()
-        .request(
-            http,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.expose()),
-            ],
-            set.provider.token_response_path.as_deref(),
-        )
+        .refresh(http, refresh_token, set.provider.token_response)
         .await
         .map_err(|source| EgressError::OAuth {
             provider: set.provider.name.clone(),
@@ -177,32 +163,51 @@ pub async fn refresh(
     Ok(token)
 }
 
-/// The authorization URL of a request.
-pub fn authorization_url(set: &EgressSet, state: &str, challenge: Option<&str>) -> Url {
-    let mut url = set.provider.auth_url.clone();
-    {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &set.client_id)
-            .append_pair("redirect_uri", set.redirect_uri.as_str());
-        if !set.scopes.is_empty() {
-            query.append_pair(
-                &set.provider.scope_param,
-                &set.scopes.join(&set.provider.scope_separator),
-            );
-        }
-        query.append_pair("state", state);
-        if let Some(challenge) = challenge {
-            query
-                .append_pair("code_challenge", challenge)
-                .append_pair("code_challenge_method", "S256");
-        }
-        for (name, value) in &set.provider.auth_params {
-            query.append_pair(name, value);
-        }
+/// An authorization request: the URL the user opens, the `state` the callback must bring
+/// back, and the PKCE verifier that goes with the URL's challenge.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The authorization URL.
+    pub url: Url,
+    /// The `state` (32 random bytes, base64url).
+    pub state: Secret,
+    /// The PKCE S256 verifier (32 random bytes), when the provider takes PKCE.
+    pub verifier: Option<Secret>,
+}
+
+/// A new authorization request (authorization code, RFC 6749 §4.1.1): a random `state`, a
+/// PKCE S256 challenge (RFC 7636) unless the provider does not take PKCE, the scopes in the
+/// provider's parameter and separator, and its extra parameters.
+pub fn authorization_request(set: &EgressSet) -> AuthorizationRequest {
+    let client = BasicClient::new(ClientId::new(set.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(set.provider.auth_url.clone()))
+        .set_redirect_uri(RedirectUrl::from_url(set.redirect_uri.clone()));
+    let mut request = client.authorize_url(|| CsrfToken::new_random_len(32));
+    let standard_scopes =
+        set.provider.scope_param == "scope" && set.provider.scope_separator == " ";
+    if standard_scopes {
+        request = request.add_scopes(set.scopes.iter().map(|scope| Scope::new(scope.clone())));
+    } else if !set.scopes.is_empty() {
+        request = request.add_extra_param(
+            set.provider.scope_param.as_str(),
+            set.scopes.join(&set.provider.scope_separator),
+        );
     }
-    url
+    let mut verifier = None;
+    if set.provider.requires_pkce {
+        let (challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256_len(32);
+        request = request.set_pkce_challenge(challenge);
+        verifier = Some(Secret::new(pkce_verifier.into_secret()));
+    }
+    for (name, value) in &set.provider.auth_params {
+        request = request.add_extra_param(name.as_str(), value.as_str());
+    }
+    let (url, state) = request.url();
+    AuthorizationRequest {
+        url,
+        state: Secret::new(state.into_secret()),
+        verifier,
+    }
 }
 
 /// The interactive authorization: callback server up, URL shown, code received (state
@@ -213,19 +218,10 @@ pub async fn authorize(
     options: &FlowOptions,
 ) -> Result<EgressToken, EgressError> {
     let provider = set.provider.name.clone();
-    let random_error = |err: getrandom::Error| EgressError::Random {
-        provider: provider.clone(),
-        reason: err.to_string(),
-    };
-    let state = pkce::random_token().map_err(random_error)?;
-    let pkce = if set.provider.requires_pkce {
-        Some(pkce::Pkce::generate().map_err(random_error)?)
-    } else {
-        None
-    };
+    let request = authorization_request(set);
     let server = CallbackServer::bind(
         &set.redirect_uri,
-        &state,
+        request.state.expose(),
         &set.setting("EGRESS_OAUTH_REDIRECT_URI"),
     )
     .await
@@ -233,8 +229,7 @@ pub async fn authorize(
         provider: provider.clone(),
         source,
     })?;
-    let url = authorization_url(set, &state, pkce.as_ref().map(|p| p.challenge.as_str()));
-    (options.show_url)(set, &url);
+    (options.show_url)(set, &request.url);
     let code = server
         .wait(options.callback_timeout)
         .await
@@ -242,17 +237,15 @@ pub async fn authorize(
             provider: provider.clone(),
             source,
         })?;
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code.expose()),
-        ("redirect_uri", set.redirect_uri.as_str()),
-    ];
-    if let Some(pkce) = &pkce {
-        form.push(("code_verifier", pkce.verifier.expose()));
-    }
     let response = set
         .token_client()
-        .request(http, &form, set.provider.token_response_path.as_deref())
+        .authorization_code(
+            http,
+            &code,
+            &set.redirect_uri,
+            request.verifier.as_ref(),
+            set.provider.token_response,
+        )
         .await
         .map_err(|source| EgressError::OAuth {
             provider: provider.clone(),
@@ -293,26 +286,61 @@ mod tests {
             ("EGRESS_PROVIDER_NAME_1", "atlassian"),
             ("EGRESS_OAUTH_SCOPE_1", "read:jira-work offline_access"),
         ]);
-        let url = authorization_url(&atlassian[0], "st4te", Some("ch4llenge"));
-        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(url.host_str(), Some("auth.atlassian.com"));
+        let mut google = sets(&[
+            ("EGRESS_OAUTH_CLIENT_ID_1", "g"),
+            ("EGRESS_PROVIDER_NAME_1", "google"),
+        ]);
+        let request = authorization_request(&google[0]);
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        assert_eq!(request.url.host_str(), Some("accounts.google.com"));
         assert_eq!(query["response_type"], "code");
-        assert_eq!(query["client_id"], "atl client");
+        assert_eq!(query["client_id"], "g");
         assert_eq!(query["redirect_uri"], DEFAULT_REDIRECT_URI);
-        assert_eq!(query["scope"], "read:jira-work offline_access");
-        assert_eq!(query["state"], "st4te");
-        assert_eq!(query["code_challenge"], "ch4llenge");
+        assert_eq!(query["scope"], "openid email profile");
+        assert_eq!(query["state"], request.state.expose());
+        assert_eq!(request.state.expose().len(), 43, "32 random bytes");
+        assert_eq!(query["access_type"], "offline");
+        // PKCE S256: the challenge is the verifier's SHA-256, and the verifier stays here.
+        let verifier = request.verifier.unwrap();
+        assert_eq!(verifier.expose().len(), 43);
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(
+            &oauth2::PkceCodeVerifier::new(verifier.expose().to_owned()),
+        );
+        assert_eq!(query["code_challenge"], challenge.as_str());
         assert_eq!(query["code_challenge_method"], "S256");
+        assert!(!request.url.as_str().contains(verifier.expose()));
+        // Each request is new.
+        let again = authorization_request(&google.remove(0));
+        assert_ne!(again.state.expose(), request.state.expose());
+
+        // Atlassian: no PKCE (not documented), its audience and consent prompt.
+        let request = authorization_request(&atlassian[0]);
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        assert_eq!(query["client_id"], "atl client");
+        assert_eq!(query["scope"], "read:jira-work offline_access");
         assert_eq!(query["audience"], "api.atlassian.com");
         assert_eq!(query["prompt"], "consent");
+        assert!(request.verifier.is_none() && !query.contains_key("code_challenge"));
 
+        // Slack: user scopes, comma separated, in user_scope.
         let slack = sets(&[
             ("EGRESS_OAUTH_CLIENT_ID_1", "s"),
             ("EGRESS_PROVIDER_NAME_1", "slack"),
         ]);
-        let url = authorization_url(&slack[0], "st", None);
-        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        let request = authorization_request(&slack[0]);
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         assert!(query["user_scope"].contains("channels:read,chat:write"));
-        assert!(!query.contains_key("code_challenge"));
+        assert!(!query.contains_key("scope"));
+    }
+
+    #[test]
+    fn s256_matches_the_rfc_7636_example() {
+        // RFC 7636, Appendix B.
+        let verifier =
+            oauth2::PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_owned());
+        assert_eq!(
+            PkceCodeChallenge::from_code_verifier_sha256(&verifier).as_str(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 }

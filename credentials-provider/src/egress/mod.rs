@@ -18,7 +18,6 @@
 pub mod atlassian;
 pub mod callback;
 pub mod flow;
-pub mod pkce;
 pub mod providers;
 pub mod settings;
 pub mod token;
