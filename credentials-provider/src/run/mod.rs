@@ -226,3 +226,75 @@ fn expiry_text(expires_at: Option<u64>) -> String {
         None => "no expiry given".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    async fn execute_args(args: &[&str]) -> (u8, Captured) {
+        let cli = Cli::try_parse_checked(
+            std::iter::once("credentials-provider").chain(args.iter().copied()),
+        )
+        .unwrap();
+        let (console, captured) = Console::capture();
+        (execute(cli, &console).await, captured)
+    }
+
+    #[tokio::test]
+    async fn a_wrong_setting_is_exit_code_2_with_the_variable_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("settings.env");
+        std::fs::write(&env, "INGRESS_OAUTH_CLIENT_ID=x\n").unwrap();
+        let tokens = dir.path().join("tokens");
+        let (code, captured) = execute_args(&[
+            "--env-file",
+            env.to_str().unwrap(),
+            "--tokens-dir",
+            tokens.to_str().unwrap(),
+            "ingress",
+        ])
+        .await;
+        assert_eq!(code, 2);
+        assert!(
+            captured.stderr().contains(
+                "credentials-provider: configuration: INGRESS_OAUTH_CLIENT_SECRET is not set"
+            ),
+            "{}",
+            captured.stderr()
+        );
+        assert!(
+            !tokens.exists(),
+            "nothing is done before the settings are checked"
+        );
+        let (code, captured) = execute_args(&[
+            "--env-file",
+            env.to_str().unwrap(),
+            "refresh",
+            "--agentcore-file",
+            dir.path().join("missing.yml").to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(code, 2, "{}", captured.stderr());
+    }
+
+    #[tokio::test]
+    async fn mcp_basic_says_when_nothing_answers() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/currenttime/mcp");
+        let (code, captured) =
+            execute_args(&["mcp", "--url", &url, "--timeout", "5", "basic"]).await;
+        assert_eq!(code, 1);
+        assert!(
+            captured.stderr().contains(&format!("not reachable: {url}")),
+            "{}",
+            captured.stderr()
+        );
+        assert!(captured.stdout().is_empty());
+    }
+}
