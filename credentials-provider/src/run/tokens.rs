@@ -310,3 +310,35 @@ fn open_in_browser(url: &Url) {
         Err(err) => tracing::debug!("cannot start {command}: {err}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn mode(args: &[&str]) -> (bool, bool, bool) {
+        let cli = Cli::try_parse_checked(
+            std::iter::once("credentials-provider").chain(args.iter().copied()),
+        )
+        .unwrap();
+        let mode = Mode::from_all(&cli.all);
+        (mode.ingress, mode.egress, mode.agentcore)
+    }
+
+    #[test]
+    fn the_guides_flags_choose_the_flows() {
+        assert_eq!(mode(&[]), (true, true, true));
+        assert_eq!(mode(&["--all"]), (true, true, true));
+        assert_eq!(mode(&["--ingress-only"]), (true, false, false));
+        assert_eq!(mode(&["--egress-only"]), (false, true, false));
+        assert_eq!(mode(&["--agentcore-only"]), (false, false, true));
+        assert_eq!(mode(&["--both"]), (true, true, false));
+        assert!(
+            Mode::AGENTCORE.only()
+                && Mode::INGRESS.only()
+                && !Mode::from_all(&AllArgs::default()).only()
+        );
+    }
+}
