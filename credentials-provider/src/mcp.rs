@@ -50,7 +50,7 @@ pub enum McpError {
     Protocol(String),
 }
 
-/// A non-2xx answer, as received.
+/// A non-2xx answer (or what an endpoint answered a client without credentials), as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// The HTTP status.
@@ -62,6 +62,25 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Reads the status, the challenges and (at most 64 KiB of) the body.
+    async fn read(response: reqwest::Response) -> Refusal {
+        let status = response.status().as_u16();
+        let challenges: Vec<String> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .collect();
+        let body = read_limited(response, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        Refusal {
+            status,
+            www_authenticate: (!challenges.is_empty()).then(|| challenges.join(", ")),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
     /// Lines that say why: the status, the reason from `WWW-Authenticate` and the JSON body,
     /// the scopes that would do, and what to do about it.
     pub fn explain(&self) -> Vec<String> {
@@ -241,6 +260,34 @@ impl SseReader {
     }
 }
 
+/// Sends `initialize` to `url` with no credentials at all (the gateway's `basic` check: is it
+/// there, and does it ask for a token?). Only a transport failure is an error.
+pub async fn reach_without_credentials(url: &Url, timeout: Duration) -> Result<Refusal, McpError> {
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("credentials-provider/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| McpError::Transport(describe_http_error(&err)))?;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "credentials-provider", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let response = http
+        .post(url.clone())
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(initialize.to_string())
+        .send()
+        .await
+        .map_err(|err| McpError::Transport(describe_http_error(&err)))?;
+    Ok(Refusal::read(response).await)
+}
+
 /// An initialized MCP session.
 #[derive(Debug)]
 pub struct McpSession {
@@ -331,21 +378,7 @@ impl McpSession {
         if response.status().is_success() {
             return Ok(response);
         }
-        let status = response.status().as_u16();
-        let challenges: Vec<String> = response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-            .collect();
-        let body = read_limited(response, MAX_ERROR_BODY)
-            .await
-            .unwrap_or_default();
-        Err(McpError::Refused(Refusal {
-            status,
-            www_authenticate: (!challenges.is_empty()).then(|| challenges.join(", ")),
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }))
+        Err(McpError::Refused(Refusal::read(response).await))
     }
 
     /// Sends a request and returns its `result`.

@@ -98,7 +98,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Settings from the given pairs only (tests, and callers that build their own).
+    /// Settings from the given pairs only (tests).
+    #[cfg(test)]
     pub fn from_pairs<I, K, V>(pairs: I) -> Settings
     where
         I: IntoIterator<Item = (K, V)>,

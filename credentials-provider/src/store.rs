@@ -74,11 +74,6 @@ impl TokenStore {
         ))
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The path of `name` in the store.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)

@@ -7,7 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Workspace, browser, jwt_claims, leftovers, mode, sign_in_and_consent, start_idp};
+use common::{
+    Workspace, browser, callback_prefix, jwt_claims, leftovers, mode, sign_in_and_consent,
+    start_idp,
+};
 
 const EGRESS_ARGS: &[&str] = &["egress", "--no-browser", "--callback-timeout", "30"];
 
@@ -15,29 +18,9 @@ fn query(url: &reqwest::Url) -> BTreeMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-fn callback_prefix(ws: &Workspace) -> String {
-    ws.env
-        .iter()
-        .find(|(name, _)| name == "EGRESS_OAUTH_REDIRECT_URI_1")
-        .map(|(_, value)| value.clone())
-        .unwrap()
-}
-
 /// Runs one full authorization as `login`; returns the CLI's output and the authorize URL.
 async fn authorize(ws: &Workspace, login: &str) -> (common::Output, reqwest::Url) {
-    let mut cli = ws.spawn(EGRESS_ARGS);
-    let authorize = cli.authorization_url().await;
-    let browser = browser();
-    let callback = sign_in_and_consent(&browser, &authorize, login, &callback_prefix(ws)).await;
-    let answer = browser
-        .get(callback)
-        .send()
-        .await
-        .expect("the callback server answers");
-    assert_eq!(answer.status(), 200);
-    let page = answer.text().await.unwrap();
-    assert!(page.contains("Authorization received"), "{page}");
-    (cli.finish().await, authorize)
+    common::authorize_with(ws, EGRESS_ARGS, login).await
 }
 
 #[tokio::test]

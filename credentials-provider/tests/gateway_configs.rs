@@ -6,54 +6,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{Workspace, browser, mode, sign_in_and_consent};
+use common::{
+    Workspace, authorize_with, expected_tools, gateway_base, jwt_claims, leftovers,
+    list_tools_with, mode,
+};
 use integration_tests::mcp_client::{ConnectOptions, McpClient};
 use integration_tests::mcp_servers::ServerKind;
 use integration_tests::stack::{COGNITO_POOL, COGNITO_REGION, GatewayStack, Profile};
 use serde_json::{Value, json};
-
-/// Lists the tools of every server of a configuration (`key`: `servers` or `mcpServers`) with
-/// its own URL and headers; checks the transport type.
-async fn list_tools_with(config: &Value, key: &str, kind: &str) -> BTreeMap<String, Vec<String>> {
-    let mut found = BTreeMap::new();
-    for (name, server) in config[key].as_object().expect("servers object") {
-        assert_eq!(server["type"], kind, "{name}");
-        let mut options = ConnectOptions::default();
-        for (header, value) in server["headers"].as_object().expect("headers") {
-            options = options.header(header, value.as_str().expect("string header"));
-        }
-        let url = server["url"].as_str().expect("url");
-        let client = McpClient::connect_with(url, options)
-            .await
-            .unwrap_or_else(|e| panic!("{name} at {url}: {e}"));
-        found.insert(name.clone(), client.tool_names().await.expect("tools/list"));
-        client.close().await.expect("session ends");
-    }
-    found
-}
-
-/// The gateway's base URL (servers are at `{base}/{server}/mcp`).
-fn gateway_base(stack: &GatewayStack) -> String {
-    stack
-        .url("x")
-        .strip_suffix("/x/mcp")
-        .expect("{base}/{server}/mcp")
-        .to_owned()
-}
-
-fn expected_tools(servers: &[ServerKind]) -> BTreeMap<String, Vec<String>> {
-    servers
-        .iter()
-        .map(|kind| {
-            (
-                kind.name().to_owned(),
-                kind.tool_names().iter().map(|t| (*t).to_owned()).collect(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn generated_configs_list_tools_through_nginx_with_ingress_and_egress_tokens() {
@@ -74,24 +34,17 @@ async fn generated_configs_list_tools_through_nginx_with_ingress_and_egress_toke
     .unwrap();
 
     // `all` (the default): ingress, then the egress authorization in the "browser".
-    let mut cli = ws.spawn(&[
-        "--no-browser",
-        "--callback-timeout",
-        "30",
-        "--update-user-configs",
-    ]);
-    let authorize = cli.authorization_url().await;
-    let callback_prefix = ws
-        .env
-        .iter()
-        .find(|(k, _)| k == "EGRESS_OAUTH_REDIRECT_URI_1")
-        .unwrap()
-        .1
-        .clone();
-    let browser = browser();
-    let callback = sign_in_and_consent(&browser, &authorize, "alice", &callback_prefix).await;
-    assert_eq!(browser.get(callback).send().await.unwrap().status(), 200);
-    let run = cli.finish().await;
+    let (run, _) = authorize_with(
+        &ws,
+        &[
+            "--no-browser",
+            "--callback-timeout",
+            "30",
+            "--update-user-configs",
+        ],
+        "alice",
+    )
+    .await;
     run.ok();
     assert!(
         run.stderr.contains("MCP client configs (2 server(s))"),
@@ -121,14 +74,17 @@ async fn generated_configs_list_tools_through_nginx_with_ingress_and_egress_toke
         vscode["servers"]["fininfo"]["headers"],
         json!({"X-Authorization": format!("Bearer {ingress}"), "Authorization": format!("Bearer {egress}")})
     );
-    let all = [ServerKind::CurrentTime, ServerKind::FinInfo];
+    let all = [
+        ("currenttime", ServerKind::CurrentTime),
+        ("fininfo", ServerKind::FinInfo),
+    ];
     assert_eq!(
-        list_tools_with(&vscode, "servers", "http").await,
+        list_tools_with(&vscode["servers"], "http").await,
         expected_tools(&all)
     );
     let roocode = ws.read_json("mcp.json");
     assert_eq!(
-        list_tools_with(&roocode, "mcpServers", "streamable-http").await,
+        list_tools_with(&roocode["mcpServers"], "streamable-http").await,
         expected_tools(&all)
     );
 
@@ -165,7 +121,7 @@ async fn generated_configs_list_tools_through_nginx_with_ingress_and_egress_toke
         .unwrap()
         .remove("local-tool");
     assert_eq!(
-        list_tools_with(&user_servers, "servers", "http").await,
+        list_tools_with(&user_servers["servers"], "http").await,
         expected_tools(&all)
     );
 
@@ -211,8 +167,11 @@ async fn cognito_configs_carry_the_pool_headers_the_gateway_checks() {
     assert_eq!(headers["X-Region"], COGNITO_REGION);
     assert_eq!(headers["X-Client-Id"], "operator-agent");
     assert_eq!(
-        list_tools_with(&vscode, "servers", "http").await,
-        expected_tools(&[ServerKind::CurrentTime, ServerKind::FinInfo])
+        list_tools_with(&vscode["servers"], "http").await,
+        expected_tools(&[
+            ("currenttime", ServerKind::CurrentTime),
+            ("fininfo", ServerKind::FinInfo)
+        ])
     );
     // The headers are checked by the gateway: a wrong pool is refused (so they are not decor).
     let mut options = ConnectOptions::default();
@@ -234,6 +193,47 @@ async fn the_mcp_command_pings_lists_calls_and_explains_refusals() {
     let mut ws = Workspace::new();
     ws.ingress(&stack.idp, "admin-agent")
         .set("GATEWAY_URL", gateway_base(&stack));
+
+    // `basic`: reachability without credentials, before any token exists.
+    let basic = ws.run(&["mcp", "--server", "currenttime", "basic"]).await;
+    basic.ok();
+    assert!(
+        basic
+            .stdout
+            .contains("answered HTTP 401 Unauthorized without credentials"),
+        "{}",
+        basic.stdout
+    );
+    assert!(
+        basic.stdout.contains("WWW-Authenticate: Bearer"),
+        "{}",
+        basic.stdout
+    );
+    assert!(
+        stack.currenttime.log().requests().is_empty(),
+        "nothing reached the MCP server"
+    );
+    let unknown = ws
+        .run(&["mcp", "--server", "no-such-server", "basic"])
+        .await;
+    assert_eq!(unknown.code, Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("reachable, but"),
+        "{}",
+        unknown.stderr
+    );
+    let closed = format!(
+        "http://127.0.0.1:{}/currenttime/mcp",
+        integration_tests::stack::free_port()
+    );
+    let unreachable = ws.run(&["mcp", "--url", &closed, "basic"]).await;
+    assert_eq!(unreachable.code, Some(1));
+    assert!(
+        unreachable.stderr.contains("not reachable:"),
+        "{}",
+        unreachable.stderr
+    );
+
     ws.run(&["ingress"]).await.ok();
 
     let ping = ws.run(&["mcp", "--server", "currenttime", "ping"]).await;
@@ -369,5 +369,127 @@ async fn the_mcp_command_pings_lists_calls_and_explains_refusals() {
             .contains("run `credentials-provider ingress` first"),
         "{}",
         missing.stderr
+    );
+}
+
+#[tokio::test]
+async fn agentcore_tokens_and_the_guides_config_shapes_work_through_nginx() {
+    let stack = GatewayStack::start(Profile::Oidc, &[]).await;
+    let mut ws = Workspace::new();
+    ws.ingress(&stack.idp, "admin-agent")
+        .set("GATEWAY_URL", gateway_base(&stack))
+        .set("GATEWAY_MCP_SERVERS", "currenttime")
+        .set("GATEWAY_ENTRY_SERVER", "currenttime")
+        .set("AGENTCORE_SECRET", "agentcore-agent-secret")
+        .set("AGENTCORE_GATEWAYS_FILE", "agentcore.yml");
+    // The IdP stands in for the AgentCore gateway's Cognito pool. "direct" is reached at its
+    // own URL with its own token only (the stack's gateway validates it, as AgentCore's
+    // authorizer would); "routed" goes through the gateway to fininfo.
+    std::fs::write(
+        ws.path().join("agentcore.yml"),
+        format!(
+            "gateways:\n  direct:\n    gateway_url: {direct}\n    token_url: {token}\n    client_id: agentcore-agent\n    client_secret_env: AGENTCORE_SECRET\n    scopes: [mcp-servers-restricted/read]\n  routed:\n    gateway_url: https://routed.gateway.example/mcp\n    token_url: {token}\n    client_id: agentcore-agent\n    client_secret_env: AGENTCORE_SECRET\n    server: fininfo\n",
+            direct = stack.url("currenttime"),
+            token = stack.idp.token_endpoint,
+        ),
+    )
+    .unwrap();
+
+    // `--all` (the default, as a flag), in the guide's VS Code settings shape, with the
+    // single-gateway entry and one entry per server.
+    let run = ws
+        .run(&["--all", "--vscode-format", "settings", "--entries", "both"])
+        .await;
+    run.ok();
+    for name in ["direct", "routed"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "agentcore {name}: new token for client agentcore-agent"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            mode(&ws.tokens().join(format!("agentcore-{name}.json"))),
+            0o600
+        );
+    }
+    assert!(leftovers(&ws.tokens()).is_empty());
+    let direct_token = ws.read_json("agentcore-direct.json")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let routed_token = ws.read_json("agentcore-routed.json")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        jwt_claims(&direct_token)["scope"],
+        "mcp-servers-restricted/read"
+    );
+    let ingress = ws.read_json("ingress.json")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let vscode = ws.read_json("vscode_mcp.json");
+    assert_eq!(vscode.as_object().unwrap().len(), 1, "only the mcp key");
+    let servers = &vscode["mcp"]["servers"];
+    assert_eq!(
+        servers["direct"],
+        json!({"type": "http", "url": stack.url("currenttime"),
+               "headers": {"Authorization": format!("Bearer {direct_token}")}}),
+        "the ingress token never goes to an AgentCore gateway directly"
+    );
+    assert_eq!(servers["routed"]["url"], stack.url("fininfo"));
+    assert_eq!(
+        servers["routed"]["headers"],
+        json!({"X-Authorization": format!("Bearer {ingress}"), "Authorization": format!("Bearer {routed_token}")})
+    );
+    assert_eq!(servers["mcp_gateway"]["url"], stack.url("currenttime"));
+    assert_eq!(
+        servers["mcp_gateway"]["headers"],
+        json!({"X-Authorization": format!("Bearer {ingress}")})
+    );
+    assert_eq!(
+        list_tools_with(servers, "http").await,
+        expected_tools(&[
+            ("currenttime", ServerKind::CurrentTime),
+            ("direct", ServerKind::CurrentTime),
+            ("mcp_gateway", ServerKind::CurrentTime),
+            ("routed", ServerKind::FinInfo),
+        ])
+    );
+    let roocode = ws.read_json("mcp.json");
+    assert_eq!(
+        roocode["mcpServers"]["routed"]["headers"],
+        servers["routed"]["headers"]
+    );
+    // The routed AgentCore token reached fininfo in Authorization; the ingress token did not.
+    let requests = stack.fininfo.log().requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {routed_token}"))
+        );
+        assert_eq!(request.header("x-authorization"), None);
+    }
+
+    // `--agentcore-only` reuses the fresh tokens; `agentcore --force` gets new ones.
+    let again = ws.run(&["--agentcore-only"]).await;
+    again.ok();
+    assert!(
+        again
+            .stderr
+            .contains("agentcore direct: reused the stored token"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("ingress"), "{}", again.stderr);
+    ws.run(&["agentcore", "--force"]).await.ok();
+    assert_ne!(
+        ws.read_json("agentcore-direct.json")["access_token"],
+        direct_token.as_str()
     );
 }

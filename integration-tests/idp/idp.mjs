@@ -96,6 +96,10 @@ const CLIENTS = [
   // Authorization code + PKCE, for credentials-provider's egress (3-legged) flow.
   { id: 'pkce-agent', code: true, scopes: MCP_SCOPES },
   { id: 'pkce-public-agent', code: true, public: true, scopes: MCP_SCOPES },
+  // credentials-provider: an AgentCore gateway's authorizer client (client credentials),
+  // and a client whose tokens live 8 s, for the watcher that renews them.
+  { id: 'agentcore-agent', groups: ['mcp-registry-admin'], scopes: MCP_SCOPES },
+  { id: 'watch-agent', groups: ['mcp-registry-admin'], ttl: 8 },
 ].filter((c) => !c.profiles || c.profiles.includes(profile));
 
 const clientsById = new Map(CLIENTS.map((c) => [c.id, c]));

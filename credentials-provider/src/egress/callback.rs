@@ -17,7 +17,6 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::pkce::constant_time_eq;
 use crate::secret::Secret;
 
 /// Why no authorization code came back.
@@ -85,7 +84,6 @@ struct Shared {
 #[derive(Debug)]
 pub struct CallbackServer {
     uri: Url,
-    addrs: Vec<SocketAddr>,
     outcome: oneshot::Receiver<Outcome>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -148,7 +146,6 @@ impl CallbackServer {
         let router = Router::new().fallback(handle).with_state(shared);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut addrs = Vec::new();
         for (index, addr) in candidates.into_iter().enumerate() {
             let listener = match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => listener,
@@ -161,7 +158,7 @@ impl CallbackServer {
                     return Err(bind_error(addr.to_string(), err.to_string()));
                 }
             };
-            addrs.push(listener.local_addr().unwrap_or(addr));
+            tracing::debug!("the OAuth callback server listens on {addr}");
             let mut stopped = stopped.clone();
             let server = axum::serve(listener, router.clone()).with_graceful_shutdown(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
@@ -174,16 +171,10 @@ impl CallbackServer {
         }
         Ok(CallbackServer {
             uri: uri.clone(),
-            addrs,
             outcome,
             stop,
             tasks,
         })
-    }
-
-    /// The addresses it listens on.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
     }
 
     /// Waits for the callback (at most `timeout`), then stops listening.
@@ -313,6 +304,15 @@ fn read_callback(query: &str, expected_state: &str) -> (Outcome, Response) {
     }
 }
 
+/// Compares two strings in time that depends only on their lengths.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -352,6 +352,14 @@ mod tests {
     }
 
     #[test]
+    fn state_comparison() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "abcd"));
+        assert!(!constant_time_eq("", "a"));
+    }
+
+    #[test]
     fn only_http_loopback_redirect_uris_are_served() {
         let servable = |uri: &str| is_servable(&Url::parse(uri).unwrap());
         assert!(servable("http://localhost:8080/callback"));
@@ -388,7 +396,7 @@ mod tests {
         let server = CallbackServer::bind(&uri, "st", "EGRESS_OAUTH_REDIRECT_URI_1")
             .await
             .unwrap();
-        let addr = server.local_addrs()[0];
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let waiter = tokio::spawn(server.wait(Duration::from_secs(10)));
         let (status, _) = get(addr, "/favicon.ico").await;
         assert_eq!(status, 404);

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use url::Url;
 
-use crate::oauth::{self, ClientAuth};
+use crate::oauth::{self, ClientAuth, ResponseShape};
 use crate::settings::ConfigError;
 
 /// The built-in catalogue.
@@ -174,8 +174,8 @@ pub struct Provider {
     pub auth_params: Vec<(String, String)>,
     /// How a client secret is sent.
     pub token_auth: ClientAuth,
-    /// Member object of the token response holding the token.
-    pub token_response_path: Option<String>,
+    /// Where the token response holds the token.
+    pub token_response: ResponseShape,
     /// Where to look up the Atlassian cloud id, when required.
     pub cloud_id_url: Option<Url>,
 }
@@ -244,7 +244,11 @@ impl ProviderDefinition {
             requires_pkce: self.requires_pkce,
             auth_params,
             token_auth,
-            token_response_path: self.token_response_path.clone(),
+            token_response: ResponseShape::from_path(self.token_response_path.as_deref()).map_err(
+                |reason| {
+                    ConfigError::invalid("--providers-file", format!("provider {name}: {reason}"))
+                },
+            )?,
             cloud_id_url,
         })
     }
@@ -349,7 +353,7 @@ mod tests {
             .resolve("slack", &no_vars, &setting)
             .unwrap();
         assert_eq!(slack.scope_param, "user_scope");
-        assert_eq!(slack.token_response_path.as_deref(), Some("authed_user"));
+        assert_eq!(slack.token_response, ResponseShape::SlackUser);
     }
 
     #[test]

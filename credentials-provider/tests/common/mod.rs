@@ -200,6 +200,36 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits (at most `limit`) for a stderr line for which `wanted` holds; returns it.
+    pub async fn wait_for_line(
+        &mut self,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let found = tokio::time::timeout(limit, async {
+            while let Some(line) = self.lines.recv().await {
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no such line within {limit:?}"));
+        found.expect("credentials-provider ended before printing the line")
+    }
+
+    /// Sends a signal (a `kill` name such as `TERM`).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
     /// Waits for the authorization URL the CLI prints.
     pub async fn authorization_url(&mut self) -> reqwest::Url {
         let found = tokio::time::timeout(Duration::from_secs(30), async {
@@ -236,6 +266,89 @@ impl Running {
             stderr,
         }
     }
+}
+
+/// The redirect URI of egress set 1.
+pub fn callback_prefix(ws: &Workspace) -> String {
+    ws.env
+        .iter()
+        .find(|(name, _)| name == "EGRESS_OAUTH_REDIRECT_URI_1")
+        .map(|(_, value)| value.clone())
+        .expect("egress set 1 is configured")
+}
+
+/// Runs `args` (an egress authorization) to the end, signing in as `login` in the "browser";
+/// returns the CLI's output and the authorization URL.
+pub async fn authorize_with(ws: &Workspace, args: &[&str], login: &str) -> (Output, reqwest::Url) {
+    let mut cli = ws.spawn(args);
+    let authorize = cli.authorization_url().await;
+    let browser = browser();
+    let callback = sign_in_and_consent(&browser, &authorize, login, &callback_prefix(ws)).await;
+    let answer = browser
+        .get(callback)
+        .send()
+        .await
+        .expect("the callback server answers");
+    assert_eq!(answer.status(), 200);
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("Authorization received"), "{page}");
+    (cli.finish().await, authorize)
+}
+
+/// Lists the tools of every server of a configuration's servers object (`servers`) with its
+/// own URL and headers, through a real MCP client (rmcp); checks the transport type.
+pub async fn list_tools_with(
+    servers: &Value,
+    kind: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    use integration_tests::mcp_client::{ConnectOptions, McpClient};
+    let mut found = std::collections::BTreeMap::new();
+    for (name, server) in servers.as_object().expect("servers object") {
+        assert_eq!(server["type"], kind, "{name}");
+        let mut options = ConnectOptions::default();
+        for (header, value) in server["headers"].as_object().expect("headers") {
+            options = options.header(header, value.as_str().expect("string header"));
+        }
+        let url = server["url"].as_str().expect("url");
+        let client = McpClient::connect_with(url, options)
+            .await
+            .unwrap_or_else(|e| panic!("{name} at {url}: {e}"));
+        found.insert(name.clone(), client.tool_names().await.expect("tools/list"));
+        client.close().await.expect("session ends");
+    }
+    found
+}
+
+/// The tools of each demo server, by server name.
+pub fn expected_tools(
+    servers: &[(&str, integration_tests::mcp_servers::ServerKind)],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    servers
+        .iter()
+        .map(|(name, kind)| {
+            (
+                (*name).to_owned(),
+                kind.tool_names().iter().map(|t| (*t).to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The gateway's base URL (servers are at `{base}/{server}/mcp`).
+pub fn gateway_base(stack: &integration_tests::stack::GatewayStack) -> String {
+    stack
+        .url("x")
+        .strip_suffix("/x/mcp")
+        .expect("{base}/{server}/mcp")
+        .to_owned()
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }
 
 /// Starts the test IdP (oidc profile) in `dir`.
