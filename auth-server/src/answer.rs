@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use crate::decision::{Decision, DenyReason, HeaderProblem};
+use crate::decision::{CrossSite, Decision, DenyReason, HeaderProblem};
 use crate::headers::{HeaderText, UnsafeValue};
+use crate::session::SessionError;
 use crate::token::TokenError;
 
 /// What the answers need besides the decision.
@@ -103,6 +104,19 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
                 "tool": forbidden.call.tool,
             })
         }
+        DenyReason::SignIn { return_to, .. } => {
+            // A browser: off to sign-in, and back to where it was going afterwards.
+            let location = sign_in_location(return_to);
+            headers.push(("location", HeaderText::sanitized(&location)));
+            headers.push(("cache-control", HeaderText::sanitized("no-store")));
+            json!({"error": "sign_in_required", "error_description": description, "location": location})
+        }
+        DenyReason::Session(_) => {
+            // No bearer token came, so the challenge names no token error (RFC 6750 §3.1).
+            let params: Vec<String> = resource_metadata_param(settings).into_iter().collect();
+            headers.push(("www-authenticate", bearer_challenge(&params)));
+            json!({"error": "invalid_session", "error_description": description})
+        }
         _ if status.http == 401 => {
             let token_sent = !matches!(reason, DenyReason::NoCredentials);
             let mut params: Vec<String> = resource_metadata_param(settings).into_iter().collect();
@@ -132,6 +146,14 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
     }
 }
 
+/// Where a browser signs in: oauth2-proxy's start path, with the return path (already a plain
+/// path on the gateway) percent-encoded.
+fn sign_in_location(return_to: &str) -> String {
+    let encoded: String =
+        openidconnect::url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    format!("/oauth2/start?rd={encoded}")
+}
+
 /// `resource_metadata="..."` (RFC 9728), when `AUTH_RESOURCE_URL` is set.
 fn resource_metadata_param(settings: &AnswerSettings) -> Option<String> {
     let url = settings.resource_metadata.as_ref()?;
@@ -154,7 +176,10 @@ pub fn status_of(reason: &DenyReason) -> Status {
         DenyReason::NoCredentials
         | DenyReason::BadCredentials(_)
         | DenyReason::Token(_)
-        | DenyReason::CognitoHeader { .. } => (401, RpcCode::Unauthenticated),
+        | DenyReason::CognitoHeader { .. }
+        | DenyReason::Session(_) => (401, RpcCode::Unauthenticated),
+        DenyReason::SignIn { .. } => (302, RpcCode::Unauthenticated),
+        DenyReason::CrossSite(_) => (403, RpcCode::PermissionDenied),
         DenyReason::NoKeySet | DenyReason::Busy => (503, RpcCode::Unavailable),
         DenyReason::IngressTokenAsEgress
         | DenyReason::BadHeader { .. }
@@ -173,6 +198,7 @@ fn error_code(reason: &DenyReason) -> &'static str {
         DenyReason::NoKeySet | DenyReason::Busy => "temporarily_unavailable",
         DenyReason::MethodNotAllowed(_) => "method_not_allowed",
         DenyReason::UnsafeIdentity(_) => "identity_not_representable",
+        DenyReason::CrossSite(_) => "cross_site_request",
         _ => "invalid_request",
     }
 }
@@ -210,6 +236,10 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
         DenyReason::Forbidden(_) => "insufficient_scope",
         DenyReason::UnsafeIdentity(_) => "identity_not_representable",
         DenyReason::Busy => "busy",
+        DenyReason::Session(SessionError::Expired) => "session_expired",
+        DenyReason::Session(_) => "session_invalid",
+        DenyReason::SignIn { .. } => "sign_in_required",
+        DenyReason::CrossSite(_) => "cross_site_request",
     }
 }
 
@@ -266,6 +296,19 @@ pub fn describe(reason: &DenyReason, settings: &AnswerSettings) -> String {
                 forbidden.call.method, forbidden.server
             ),
         },
+        DenyReason::Session(err) => err.to_string(),
+        DenyReason::SignIn { session, .. } => match session {
+            Some(err) => format!("{err}: a browser is sent to sign-in"),
+            None => "sign in first: a browser is sent to sign-in".to_owned(),
+        },
+        DenyReason::CrossSite(why) => format!(
+            "a request that changes state and is authenticated only by the session cookie must              come from the gateway's own pages: {}",
+            match why {
+                CrossSite::FetchSite => "Sec-Fetch-Site is not same-origin",
+                CrossSite::Origin => "Origin is not the gateway's origin",
+                CrossSite::Unknown => "neither Origin nor Sec-Fetch-Site says where it comes from",
+            }
+        ),
         DenyReason::UnsafeIdentity(unsafe_header) => match unsafe_header.problem {
             UnsafeValue::ControlCharacter => format!(
                 "the token's identity cannot be passed on: its value for {} holds a control \

@@ -23,6 +23,7 @@ use crate::metrics::{State, StateSource};
 use crate::policy::{CompiledPolicy, PolicyError};
 use crate::record;
 use crate::request::{Body, CheckRequest};
+use crate::session::flow::SignInFlow;
 use crate::token::{TokenCache, TokenError};
 
 /// Bodies up to this size are decided on the I/O worker that read them (a 64 KiB body takes
@@ -62,6 +63,7 @@ pub struct Authorizer {
     resource_url: Option<String>,
     large_checks: Arc<Semaphore>,
     reloads: ReloadStats,
+    sign_in: Option<SignInFlow>,
 }
 
 /// Policy reload outcomes since start, for metrics.
@@ -82,6 +84,7 @@ impl Authorizer {
                 cognito_pool: config.cognito_pool.clone(),
                 max_batch: config.max_batch,
                 auth_method: config.rules.provider.name().to_owned(),
+                session: config.session.as_ref().map(|session| session.rules.clone()),
             },
             answers: AnswerSettings {
                 resource_metadata: config.resource_url.as_deref().map(resource_metadata_url),
@@ -95,6 +98,7 @@ impl Authorizer {
             resource_url: config.resource_url.clone(),
             large_checks: Arc::new(Semaphore::new(config.max_large_checks)),
             reloads: ReloadStats::default(),
+            sign_in: config.session.clone().map(SignInFlow::new),
         }
     }
 
@@ -252,6 +256,16 @@ impl Authorizer {
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
         &self.settings.rules.issuer
+    }
+
+    /// People's sign-in, when configured (`AUTH_SESSION_*`).
+    pub fn sign_in(&self) -> Option<&SignInFlow> {
+        self.sign_in.as_ref()
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<CompiledPolicy> {
+        self.policy.load_full()
     }
 
     /// `AUTH_MAX_BODY_BYTES`: the shells read no more.

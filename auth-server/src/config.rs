@@ -74,6 +74,8 @@ pub struct Config {
     pub max_large_checks: usize,
     /// `AUTH_SCOPES_POLL_SECONDS`: how often the policy file is checked for changes (0 = never).
     pub scopes_poll: Option<Duration>,
+    /// `AUTH_SESSION_*`: people's browser sign-in, when configured.
+    pub session: Option<crate::session::settings::SessionSettings>,
 }
 
 /// The variables as text, as `envy` reads them (prefix `AUTH_`).
@@ -112,13 +114,16 @@ impl Config {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let vars = vars
+        let vars: Vec<(String, String)> = vars
             .into_iter()
-            .filter(|(_, value)| !value.trim().is_empty());
+            .filter(|(_, value)| !value.trim().is_empty())
+            .collect();
         let raw: RawConfig = envy::prefixed("AUTH_")
-            .from_iter(vars)
+            .from_iter(vars.iter().cloned())
             .map_err(|err| error("AUTH_*", err.to_string()))?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.session = crate::session::settings::from_vars(&vars)?;
+        Ok(config)
     }
 }
 
@@ -270,6 +275,7 @@ impl RawConfig {
                 0..=10_000_000,
             )? as usize,
             scopes_poll: (poll > 0).then(|| Duration::from_secs(poll)),
+            session: None,
             max_batch: number(self.max_batch, "AUTH_MAX_BATCH", 100, 1..=10_000)? as usize,
             max_large_checks: number(
                 self.max_large_checks,

@@ -14,8 +14,10 @@ use crate::jsonrpc::{self, Message, Payload, RpcError};
 use crate::jwks::fetch::VersionedKeys;
 use crate::policy::{Access, CompiledPolicy};
 use crate::request::{
-    Body, CheckRequest, CognitoFacts, CredentialFacts, HeaderFact, McpFacts, TargetFacts,
+    Body, BrowserFacts, CheckRequest, CognitoFacts, CredentialFacts, HeaderFact, McpFacts,
+    TargetFacts,
 };
+use crate::session::{self, SessionError, SessionRules};
 use crate::target::{self, TargetError};
 use crate::token::{self, TokenCache, TokenError, TokenRules, VerifiedToken};
 
@@ -39,6 +41,8 @@ pub struct Settings {
     pub max_batch: usize,
     /// `X-Auth-Method` of a token-authenticated request.
     pub auth_method: String,
+    /// People's browser sessions, when sign-in is configured.
+    pub session: Option<SessionRules>,
 }
 
 /// Everything a decision reads that can change while the process runs, loaded once per
@@ -154,6 +158,29 @@ pub enum DenyReason {
     /// 503: too many large bodies are being inspected; never produced by [`decide`], only by
     /// the pipeline that bounds them (crate::authorizer).
     Busy,
+    /// 401: the session cookie (no bearer token came) is not accepted.
+    Session(SessionError),
+    /// 302 to sign-in: a browser (it accepts `text/html`) came without a usable credential.
+    SignIn {
+        /// The path on the gateway to return to afterwards.
+        return_to: String,
+        /// What was wrong with its session cookie, when it sent one.
+        session: Option<SessionError>,
+    },
+    /// 403: a state-changing request authenticated only by the session cookie does not come
+    /// from the gateway's own origin (cross-site request forgery).
+    CrossSite(CrossSite),
+}
+
+/// Why a cookie-authenticated request is taken for a cross-site one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossSite {
+    /// `Sec-Fetch-Site` is not `same-origin`.
+    FetchSite,
+    /// `Origin` is not the gateway's origin.
+    Origin,
+    /// Neither `Origin` nor `Sec-Fetch-Site` says where it comes from.
+    Unknown,
 }
 
 /// The answer to one check.
@@ -228,7 +255,11 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         calls.push(call);
     }
     let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
-    let headers = match identity_headers(&identity, &scopes, &server, &calls, context.settings) {
+    let auth_method = match ingress {
+        IngressHeader::SessionCookie => "session",
+        _ => &context.settings.auth_method,
+    };
+    let headers = match identity_headers(&identity, &scopes, &server, &calls, auth_method) {
         Ok(headers) => headers,
         Err(reason) => return denied(reason),
     };
@@ -289,13 +320,15 @@ fn summary_of(access: Access<'_>) -> CallSummary {
     }
 }
 
-/// Which header carried the ingress token.
+/// Which header carried the ingress credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IngressHeader {
     /// `X-Authorization`; `Authorization`, when sent, is then the egress token.
     XAuthorization,
     /// `Authorization`, when no `X-Authorization` came.
     Authorization,
+    /// The session cookie in `Cookie`, when no bearer token came.
+    SessionCookie,
 }
 
 /// A credential header as sent, except that a `Bearer` value with a comma is the same header
@@ -321,27 +354,29 @@ fn is_bearer_scheme(value: &str) -> bool {
 fn ingress_token<'a>(
     credentials: &CredentialFacts<'a>,
 ) -> Result<(&'a str, IngressHeader), DenyReason> {
-    let (fact, header) = match credential(credentials.x_authorization) {
+    // The header, and what to say when it is repeated or unreadable.
+    let (fact, header, [repeated, unreadable]) = match credential(credentials.x_authorization) {
         HeaderFact::Absent => (
             credential(credentials.authorization),
             IngressHeader::Authorization,
+            [
+                "Authorization is repeated",
+                "Authorization is not readable text",
+            ],
         ),
-        fact => (fact, IngressHeader::XAuthorization),
+        fact => (
+            fact,
+            IngressHeader::XAuthorization,
+            [
+                "X-Authorization is repeated",
+                "X-Authorization is not readable text",
+            ],
+        ),
     };
     let value = match fact {
         HeaderFact::Absent => return Err(DenyReason::NoCredentials),
-        HeaderFact::Repeated => {
-            return Err(DenyReason::BadCredentials(match header {
-                IngressHeader::XAuthorization => "X-Authorization is repeated",
-                IngressHeader::Authorization => "Authorization is repeated",
-            }));
-        }
-        HeaderFact::Unreadable => {
-            return Err(DenyReason::BadCredentials(match header {
-                IngressHeader::XAuthorization => "X-Authorization is not readable text",
-                IngressHeader::Authorization => "Authorization is not readable text",
-            }));
-        }
+        HeaderFact::Repeated => return Err(DenyReason::BadCredentials(repeated)),
+        HeaderFact::Unreadable => return Err(DenyReason::BadCredentials(unreadable)),
         HeaderFact::Once(value) => value,
     };
     bearer_token(value)
@@ -367,7 +402,12 @@ fn authenticate(
     request: &CheckRequest<'_>,
     context: &Context<'_>,
 ) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
-    let (token, header) = ingress_token(&request.credentials)?;
+    let (token, header) = match ingress_token(&request.credentials) {
+        // No bearer token at all: a person's session cookie may stand in (a token wins when
+        // both came).
+        Err(DenyReason::NoCredentials) => return authenticate_session(request, context),
+        other => other?,
+    };
     let identity = verified(token, context)?;
     check_cognito_headers(
         &request.cognito,
@@ -375,6 +415,107 @@ fn authenticate(
         &identity,
     )?;
     Ok((identity, header))
+}
+
+/// A person's session, when sign-in is configured and no bearer token came: the cookie opened
+/// at `now`, then the same-origin rule for a state-changing request. A browser without a
+/// usable session is sent to sign-in; any other client keeps the 401.
+fn authenticate_session(
+    request: &CheckRequest<'_>,
+    context: &Context<'_>,
+) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
+    let Some(rules) = context.settings.session.as_ref() else {
+        return Err(DenyReason::NoCredentials);
+    };
+    let browser = &request.browser;
+    let opened = match browser.cookie {
+        HeaderFact::Absent => Ok(None),
+        HeaderFact::Once(header) => session::open(header, rules, context.now),
+        HeaderFact::Repeated => {
+            return Err(DenyReason::BadCredentials("Cookie is repeated"));
+        }
+        HeaderFact::Unreadable => {
+            return Err(DenyReason::BadCredentials("Cookie is not readable text"));
+        }
+    };
+    let session = match opened {
+        Ok(Some(session)) => session,
+        Ok(None) | Err(_) if accepts_html(browser.accept) => {
+            return Err(DenyReason::SignIn {
+                return_to: return_path(request),
+                session: opened.err(),
+            });
+        }
+        Ok(None) => return Err(DenyReason::NoCredentials),
+        Err(err) => return Err(DenyReason::Session(err)),
+    };
+    check_same_origin(browser, &rules.origin, original_method(request).ok())?;
+    let identity = VerifiedToken {
+        subject: session.subject,
+        username: session.username,
+        client_id: rules.client_id.clone(),
+        groups: session.groups,
+        scopes: Vec::new(),
+        expires_at: session.valid_until,
+    };
+    Ok((Arc::new(identity), IngressHeader::SessionCookie))
+}
+
+/// Whether `Accept` lists `text/html` (a browser navigating), with a quality above zero.
+fn accepts_html(accept: HeaderFact<'_>) -> bool {
+    accept.once().is_some_and(|accept| {
+        accept.split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let is_html = parts
+                .next()
+                .is_some_and(|media| media.eq_ignore_ascii_case("text/html"));
+            let refused = parts.any(|param| {
+                param.split_once('=').is_some_and(|(name, q)| {
+                    name.trim() == "q" && q.trim().parse::<f32>() == Ok(0.0)
+                })
+            });
+            is_html && !refused
+        })
+    })
+}
+
+/// Where a browser returns after sign-in: the path it asked for, when it is a plain path on
+/// the gateway; else the gateway's page.
+fn return_path(request: &CheckRequest<'_>) -> String {
+    let asked = request
+        .target
+        .original_uri
+        .once()
+        .or(request.target.envoy_path);
+    asked
+        .and_then(session::return_path)
+        .unwrap_or("/ui/")
+        .to_owned()
+}
+
+/// A request authenticated only by the cookie must come from the gateway's own page when it
+/// changes state (anything but GET, HEAD, OPTIONS): `Sec-Fetch-Site: same-origin`, or, from a
+/// browser that does not send it, an `Origin` equal to the gateway's.
+fn check_same_origin(
+    browser: &BrowserFacts<'_>,
+    origin: &str,
+    method: Option<&str>,
+) -> Result<(), DenyReason> {
+    if matches!(method, Some("GET" | "HEAD" | "OPTIONS")) {
+        return Ok(());
+    }
+    let refused = |why| Err(DenyReason::CrossSite(why));
+    match browser.sec_fetch_site {
+        HeaderFact::Absent => {}
+        HeaderFact::Once(site) if site.eq_ignore_ascii_case("same-origin") => {}
+        _ => return refused(CrossSite::FetchSite),
+    }
+    match browser.origin {
+        HeaderFact::Once(sent) if sent.eq_ignore_ascii_case(origin) => Ok(()),
+        HeaderFact::Absent if browser.sec_fetch_site.is_present() => Ok(()),
+        HeaderFact::Absent => refused(CrossSite::Unknown),
+        _ => refused(CrossSite::Origin),
+    }
 }
 
 /// The token's identity, from the cache or by verifying it with the snapshot's key set; a
@@ -441,7 +582,7 @@ fn check_egress(
     credentials: &CredentialFacts<'_>,
     ingress: IngressHeader,
 ) -> Result<(), DenyReason> {
-    if ingress == IngressHeader::Authorization {
+    if ingress != IngressHeader::XAuthorization {
         return Ok(());
     }
     match credential(credentials.authorization) {
@@ -580,7 +721,7 @@ fn identity_headers(
     scopes: &[String],
     server: &str,
     calls: &[CallSummary],
-    settings: &Settings,
+    auth_method: &str,
 ) -> Result<IdentityHeaders, DenyReason> {
     let joined = |field: fn(&CallSummary) -> &str| {
         let mut text = String::new();
@@ -597,7 +738,7 @@ fn identity_headers(
         identity.username.clone(),
         identity.client_id.clone(),
         scopes.join(" "),
-        settings.auth_method.clone(),
+        auth_method.to_owned(),
         server.to_owned(),
         joined(|call| &call.method),
         joined(|call| call.tool.as_deref().unwrap_or("")),
@@ -618,10 +759,15 @@ fn identity_headers(
 }
 
 fn ingress_headers(request: &CheckRequest<'_>, header: IngressHeader) -> Vec<&'static str> {
-    let mut names = vec![match header {
-        IngressHeader::XAuthorization => "x-authorization",
-        IngressHeader::Authorization => "authorization",
-    }];
+    let mut names = match header {
+        IngressHeader::XAuthorization => vec!["x-authorization"],
+        IngressHeader::Authorization => vec!["authorization"],
+        IngressHeader::SessionCookie => Vec::new(),
+    };
+    // The session cookie never reaches an upstream, whichever credential decided.
+    if request.browser.cookie.is_present() {
+        names.push("cookie");
+    }
     if request.cognito.user_pool_id.is_present() {
         names.push("x-user-pool-id");
     }

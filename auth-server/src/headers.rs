@@ -3,8 +3,10 @@
 //! - [`IDENTITY_HEADERS`]: what an allow sets on the upstream request. deploy/nginx (template and
 //!   Lua) and both Envoy configs must set, strip and allow exactly these; a test compares them
 //!   (auth-server/tests/header_contract.rs), so a header added here and forgotten there fails.
-//! - [`INGRESS_HEADERS`]: the ingress credentials and Cognito selectors that never reach an
-//!   upstream; an allow lists those the request carried in `x-envoy-auth-headers-to-remove`.
+//! - [`INGRESS_HEADERS`]: the ingress credentials (the session cookie too) and Cognito
+//!   selectors that never reach an upstream; an allow lists those the request carried in
+//!   `x-envoy-auth-headers-to-remove`.
+//! - [`BROWSER_HEADERS`]: what the check reads of a browser's request; the gateways send them.
 //! - [`HeaderText`]: a value that is safe to send as a header. Every value an answer carries is
 //!   one, so no shell can be handed a value with a line break in it.
 
@@ -24,13 +26,19 @@ pub const IDENTITY_HEADERS: [&str; 8] = [
 ];
 
 /// Request headers that carry ingress credentials or choose the Cognito pool: never passed to
-/// an upstream (`authorization` only when it held the ingress token).
-pub const INGRESS_HEADERS: [&str; 4] = [
+/// an upstream (`authorization` only when it held the ingress token; `cookie` always: it
+/// carries people's session).
+pub const INGRESS_HEADERS: [&str; 5] = [
     "x-authorization",
     "authorization",
     "x-user-pool-id",
     "x-region",
+    "cookie",
 ];
+
+/// Request headers the check reads for people in a browser: the session cookie, where a
+/// request comes from (the same-origin rule) and whether it is a navigation (sign-in redirect).
+pub const BROWSER_HEADERS: [&str; 4] = ["cookie", "origin", "sec-fetch-site", "accept"];
 
 /// The response header naming the request headers to drop before the upstream (Envoy's HTTP
 /// ext_authz reads it; deploy/nginx's Lua does too). The gRPC shell sends a list instead.

@@ -159,7 +159,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/.well-known/oauth-protected-resource/{tail:.*}",
             web::get().to(resource_metadata),
-        );
+        )
+        .configure(crate::signin::routes);
 }
 
 async fn validate(

@@ -25,6 +25,8 @@ pub mod policy;
 pub(crate) mod record;
 pub mod reload;
 pub mod request;
+pub mod session;
+pub mod signin;
 pub mod target;
 pub mod token;
 

@@ -98,6 +98,19 @@ pub struct McpFacts<'a> {
     pub name: HeaderFact<'a>,
 }
 
+/// What a browser sends: the session cookie, where the request comes from, what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrowserFacts<'a> {
+    /// `Cookie` (one header: the gateways join HTTP/2 cookie crumbs into one).
+    pub cookie: HeaderFact<'a>,
+    /// `Origin`: the page's origin on a cross-origin or state-changing request.
+    pub origin: HeaderFact<'a>,
+    /// `Sec-Fetch-Site`: `same-origin`, `same-site`, `cross-site` or `none`.
+    pub sec_fetch_site: HeaderFact<'a>,
+    /// `Accept`: a browser navigation accepts `text/html`.
+    pub accept: HeaderFact<'a>,
+}
+
 /// Everything a check needs from the request, borrowed from the shell's own types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckRequest<'a> {
@@ -115,6 +128,8 @@ pub struct CheckRequest<'a> {
     pub cognito: CognitoFacts<'a>,
     /// MCP method headers.
     pub mcp: McpFacts<'a>,
+    /// Browser headers: session cookie, origin, accepted types.
+    pub browser: BrowserFacts<'a>,
 }
 
 /// Reads the facts of a check request.
@@ -148,6 +163,12 @@ pub fn read<'a>(
         mcp: McpFacts {
             method: headers.fact("mcp-method"),
             name: headers.fact("mcp-name"),
+        },
+        browser: BrowserFacts {
+            cookie: headers.fact("cookie"),
+            origin: headers.fact("origin"),
+            sec_fetch_site: headers.fact("sec-fetch-site"),
+            accept: headers.fact("accept"),
         },
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use auth_server::headers::{HEADERS_TO_REMOVE, IDENTITY_HEADERS, INGRESS_HEADERS};
+use auth_server::headers::{BROWSER_HEADERS, HEADERS_TO_REMOVE, IDENTITY_HEADERS, INGRESS_HEADERS};
 use serde_norway::Value;
 
 fn repository() -> PathBuf {
@@ -98,6 +98,7 @@ fn read_by_the_check() -> BTreeSet<String> {
     let mut names = set(INGRESS_HEADERS);
     names.remove("authorization"); // Envoy always sends it in HTTP mode
     names.extend(set(["x-client-id", "mcp-method", "mcp-name"]));
+    names.extend(set(BROWSER_HEADERS));
     names
 }
 
@@ -120,7 +121,13 @@ fn envoy_http_mode_passes_exactly_the_identity_headers_upstream() {
     );
     // Every header a denial sets reaches the client.
     let to_client = exact_patterns(&config, "allowed_client_headers");
-    for header in ["www-authenticate", "content-type", "allow", "retry-after"] {
+    for header in [
+        "www-authenticate",
+        "content-type",
+        "allow",
+        "retry-after",
+        "location",
+    ] {
         assert!(
             to_client.contains(header),
             "{header} not passed to the client"
@@ -235,4 +242,96 @@ fn nginx_never_passes_an_ingress_header_or_a_removal_list_upstream() {
         };
         assert_eq!(value, Some(expected), "{header} in the MCP location");
     }
+}
+
+/// The routes of the shipped Envoy config: (match, route or redirect, whether the check runs,
+/// request headers the route removes).
+fn envoy_routes(config: &Value) -> Vec<(Value, bool, BTreeSet<String>)> {
+    let mut route_lists = Vec::new();
+    values_of(config, "routes", &mut route_lists);
+    assert_eq!(route_lists.len(), 1, "one route list");
+    route_lists[0]
+        .as_sequence()
+        .expect("a list of routes")
+        .iter()
+        .map(|route| {
+            let mut disabled = Vec::new();
+            values_of(route, "disabled", &mut disabled);
+            let checked = !disabled.iter().any(|value| value.as_bool() == Some(true));
+            let removed = route
+                .get("request_headers_to_remove")
+                .and_then(Value::as_sequence)
+                .map(|names| set(names.iter().filter_map(Value::as_str)))
+                .unwrap_or_default();
+            (route["match"].clone(), checked, removed)
+        })
+        .collect()
+}
+
+#[test]
+fn envoy_routes_strip_the_session_cookie_after_the_check_and_sign_in_goes_unchecked() {
+    for path in ["deploy/envoy/envoy.yaml", "deploy/envoy/envoy-grpc.yaml"] {
+        let config = envoy(path);
+        let routes = envoy_routes(&config);
+        let mut mcp_routes = 0;
+        for (matcher, checked, removed) in &routes {
+            let prefix = matcher.get("prefix").and_then(Value::as_str).unwrap_or("");
+            if *checked {
+                // An MCP route: the check sees the cookie, the router removes it upstream.
+                mcp_routes += 1;
+                assert!(
+                    removed.contains("cookie"),
+                    "{path}: the route {prefix} passes the session cookie upstream"
+                );
+            }
+            if prefix == "/oauth2/" || prefix == "/ui/" {
+                assert!(
+                    !*checked,
+                    "{path}: {prefix} must reach auth-server without a check"
+                );
+                assert!(
+                    removed.contains("authorization") && removed.contains("x-authorization"),
+                    "{path}: agents' tokens travel to {prefix}"
+                );
+            }
+        }
+        assert!(mcp_routes > 0, "{path}: no checked route found");
+        for prefix in ["/oauth2/", "/ui/"] {
+            assert!(
+                routes.iter().any(
+                    |(matcher, _, _)| matcher.get("prefix").and_then(Value::as_str) == Some(prefix)
+                ),
+                "{path}: no route for {prefix}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nginx_routes_sign_in_to_auth_server_and_relays_only_its_redirect() {
+    let template = read("deploy/nginx/nginx.conf.template");
+    for location in ["location ^~ /oauth2/ {", "location ^~ /ui/ {"] {
+        let start = template
+            .find(location)
+            .unwrap_or_else(|| panic!("{location} missing"));
+        let block =
+            &template[start..start + template[start..].find("\n        }\n").expect("its end")];
+        assert!(
+            block.contains("proxy_pass http://mcp_auth;"),
+            "{location} goes to auth-server"
+        );
+        assert!(
+            !block.contains("access_by_lua"),
+            "{location} is not checked"
+        );
+        assert!(
+            block.contains("proxy_set_header X-Authorization \"\";"),
+            "{location} drops tokens"
+        );
+    }
+    let lua = read("deploy/nginx/mcp_auth.lua");
+    assert!(
+        lua.contains(r#"str_match(location, "^/oauth2/start%?")"#),
+        "the Lua check relays a Location only when it leads to sign-in on this gateway"
+    );
 }

@@ -9,7 +9,8 @@
 --      auth-server's /validate with the client headers plus X-Original-URI/-Method;
 --   3. 200: copy the identity headers of the answer into nginx variables that the MCP location
 --      sets on the upstream request, and decide whether `Authorization` may pass;
---      4xx: relay status, WWW-Authenticate, Content-Type and body to the client;
+--      4xx, and 302 to sign-in for a browser: relay status, WWW-Authenticate, Location,
+--      Content-Type and body to the client;
 --      anything else (5xx, auth-server down or slow, odd answer): 503 JSON.
 -- Every error path ends the request here: the proxy_pass content phase only runs after
 -- `return` from check() on an allow. A Lua runtime error is a 500 (fail closed).
@@ -227,6 +228,12 @@ local function relay_deny(res, headers)
     if retry_after ~= nil then
         ngx.header["Retry-After"] = retry_after
     end
+    -- 302: a browser without a session is sent to sign-in on this gateway.
+    local location = headers["location"]
+    if res.status == ngx.HTTP_MOVED_TEMPORARILY and type(location) == "string"
+            and str_match(location, "^/oauth2/start%?") then
+        ngx.header["Location"] = location
+    end
     ngx.header["Content-Type"] = content_type
     ngx.header["Content-Length"] = #body
     ngx.header["Cache-Control"] = "no-store"
@@ -291,7 +298,7 @@ function _M.check()
         return  -- continue to the content phase: proxy_pass to the MCP server
     end
 
-    if res.status >= 400 and res.status < 500 then
+    if (res.status >= 400 and res.status < 500) or res.status == ngx.HTTP_MOVED_TEMPORARILY then
         return relay_deny(res, headers)
     end
 

@@ -41,6 +41,9 @@ try {
       audience: { type: 'string', default: 'mcp-gateway' },
       keys: { type: 'string' },
       ttl: { type: 'string', default: '3600' },
+      // Where auth-server's browser sign-in is reached (the gateway): its callback and
+      // post-logout URLs are registered exactly for each of these origins.
+      'ui-origin': { type: 'string', default: 'http://127.0.0.1:8080,http://localhost:8080' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -52,7 +55,9 @@ try {
 if (args.help) {
   process.stderr.write(`usage: node idp.mjs [--port N] [--host ADDR] [--issuer URL]
        [--profile oidc|cognito] [--audience STR] [--keys FILE] [--ttl SECONDS]
+       [--ui-origin ORIGIN[,ORIGIN...]]
   --issuer may contain {port}, replaced by the port actually bound.
+  --ui-origin: the gateway's origins for auth-server's browser sign-in client.
 `);
   process.exit(0);
 }
@@ -104,6 +109,41 @@ const CLIENTS = [
 
 const clientsById = new Map(CLIENTS.map((c) => [c.id, c]));
 
+// ---------------------------------------------------------------------------
+// People: auth-server's browser sign-in (issue 15)
+
+// The demo people, who sign in with a password on this IdP's own login page
+// (only for the client below; the other code clients keep the development
+// pages). Their groups go into the ID token (`groups`).
+const PEOPLE = [
+  {
+    username: 'alice',
+    password: 'alice-demo-password',
+    name: 'Alice Operator',
+    email: 'alice@example.test',
+    groups: ['mcp-registry-operator'],
+  },
+];
+const peopleByName = new Map(PEOPLE.map((p) => [p.username, p]));
+
+// auth-server's client for people's sign-in: a confidential web client,
+// authorization code + PKCE, refresh tokens, RP-initiated logout back to /ui/.
+const UI_CLIENT_ID = 'auth-server-ui';
+const uiOrigins = args['ui-origin'].split(',').map((o) => o.trim()).filter(Boolean);
+for (const origin of uiOrigins) {
+  if (!URL.canParse(origin) || new URL(origin).origin !== origin) die(`--ui-origin: not an origin: ${origin}`);
+}
+const uiClientMetadata = {
+  client_id: UI_CLIENT_ID,
+  client_secret: `${UI_CLIENT_ID}-secret`,
+  token_endpoint_auth_method: 'client_secret_basic',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: uiOrigins.map((o) => `${o}/oauth2/callback`),
+  post_logout_redirect_uris: uiOrigins.map((o) => `${o}/ui/`),
+  scope: 'openid profile email groups offline_access',
+};
+
 // Redirect URIs of the authorization-code clients. They are "native"
 // clients (RFC 8252): any port is accepted on these loopback URIs (§7.3), so
 // a test's callback server may listen on a free port.
@@ -124,7 +164,7 @@ function codeClientMetadata(c) {
   };
 }
 
-const clientMetadata = CLIENTS.map((c) => (c.code ? codeClientMetadata(c) : {
+const clientMetadata = [uiClientMetadata, ...CLIENTS.map((c) => (c.code ? codeClientMetadata(c) : {
   client_id: c.id,
   client_secret: `${c.id}-secret`,
   grant_types: ['client_credentials'],
@@ -137,7 +177,7 @@ const clientMetadata = CLIENTS.map((c) => (c.code ? codeClientMetadata(c) : {
   // so every client gets at least 'openid' (which never reaches a token here:
   // tokens only carry the resource server's scopes).
   scope: ['openid', ...(c.scopes ?? [])].join(' '),
-}));
+}))];
 
 // ---------------------------------------------------------------------------
 // Keys: private JWKs, the first one signs, all are published.
@@ -202,6 +242,7 @@ const DEFAULT_RESOURCE = URL.canParse(audience) ? audience : `urn:test-idp:resou
 // Claims added to every access token, by profile.
 function extraTokenClaims(_ctx, token) {
   const client = clientsById.get(token.clientId);
+  if (!client) return {}; // auth-server's sign-in client: its access tokens are its own
   if (profile === 'cognito') {
     return {
       token_use: client.tokenUse ?? 'access',
@@ -221,19 +262,76 @@ function customizeJwt(_ctx, _token, jwt) {
   if (profile === 'cognito') jwt.header = { typ: undefined };
 }
 
+// A person's claims (by scope, see `claims` below); any other account is just
+// its `sub`, as before.
+async function findAccount(_ctx, sub) {
+  const person = peopleByName.get(sub);
+  return {
+    accountId: sub,
+    async claims() {
+      if (!person) return { sub };
+      return {
+        sub,
+        name: person.name,
+        preferred_username: person.username,
+        email: person.email,
+        email_verified: true,
+        groups: person.groups,
+      };
+    },
+  };
+}
+
+// Pages without external assets (the defaults load web fonts).
+function page(title, body) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>`
+    + '<meta name="viewport" content="width=device-width, initial-scale=1"><style>'
+    + 'body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}'
+    + 'label{display:block;margin:.6rem 0 .2rem}input{font:inherit;width:100%;padding:.3rem}'
+    + 'button{font:inherit;margin-top:1rem;padding:.4rem 1rem}.error{color:#a4000f}</style>'
+    + `</head><body><main><h1>${title}</h1>${body}</main></body></html>`;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function logoutSource(ctx, form) {
+  ctx.body = page('Sign out', `<p>Sign out of the test identity provider?</p>${form}`
+    + '<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout" id="logout-yes">Yes, sign me out</button> '
+    + '<button type="submit" form="op.logoutForm" id="logout-no">No, stay signed in</button>');
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.body = page('Signed out', '<p>You are signed out of the test identity provider.</p>');
+}
+
 function buildProvider(issuer, keys) {
   const provider = new Provider(issuer, {
     clients: clientMetadata,
     jwks: { keys },
+    findAccount,
+    // People's claims by scope; they go into the ID token too (not only
+    // userinfo), so auth-server reads the groups from there.
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'preferred_username'],
+      email: ['email', 'email_verified'],
+      groups: ['groups'],
+    },
+    conformIdTokenClaims: false,
     // offline_access: the code clients may ask for it (refresh tokens are
     // issued to them anyway, see issueRefreshToken).
-    scopes: ['openid', 'offline_access', ...MCP_SCOPES],
+    scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', ...MCP_SCOPES],
     features: {
       // oidc-provider's development login and consent pages, for the
       // authorization-code clients: any login name is accepted (no password
       // check), and it becomes the token's `sub`. A test drives them with
       // plain HTTP requests and a cookie jar, see README.md.
       devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      // RFC 7009: auth-server revokes a person's refresh token at sign-out.
+      revocation: { enabled: true },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -282,6 +380,77 @@ function buildProvider(issuer, keys) {
 // ---------------------------------------------------------------------------
 // HTTP server: admin endpoints, then the current provider.
 
+// ---------------------------------------------------------------------------
+// The login page of auth-server's sign-in client: a username and a password,
+// checked against PEOPLE. Consent is implied (auth-server is the gateway's own
+// client). Interactions of every other client go on to the development pages.
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => {
+      body += chunk;
+      if (body.length > 16384) reject(new Error('form too large'));
+    });
+    req.on('end', () => resolve(new URLSearchParams(body)));
+    req.on('error', reject);
+  });
+}
+
+function loginPage(res, uid, message, status = 200) {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(page('Sign in to the MCP gateway', `${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}`
+    + `<form method="post" action="/interaction/${escapeHtml(uid)}" autocomplete="off">`
+    + '<label for="username">Username</label><input id="username" name="username" required autofocus>'
+    + '<label for="password">Password</label><input id="password" name="password" type="password" required>'
+    + '<button type="submit" id="sign-in">Sign in</button></form>'));
+}
+
+// Handles /interaction/<uid> for the sign-in client; false for anything else.
+async function peopleInteraction(req, res, url) {
+  const match = /^\/interaction\/([^/]+)$/.exec(url.pathname);
+  if (!match) return false;
+  let details;
+  try {
+    details = await provider.interactionDetails(req, res);
+  } catch {
+    return false; // no interaction cookie: let oidc-provider answer
+  }
+  if (details.params.client_id !== UI_CLIENT_ID) return false;
+  const { uid, prompt, params } = details;
+  if (prompt.name === 'login') {
+    if (req.method === 'GET') {
+      loginPage(res, uid);
+      return true;
+    }
+    const form = await readForm(req);
+    const person = peopleByName.get(form.get('username') ?? '');
+    if (!person || person.password !== form.get('password')) {
+      console.error('idp: sign-in refused: wrong username or password');
+      loginPage(res, uid, 'Wrong username or password.', 401);
+      return true;
+    }
+    await provider.interactionFinished(req, res, { login: { accountId: person.username } }, { mergeWithLastSubmission: false });
+    return true;
+  }
+  if (prompt.name === 'consent') {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+    const missing = prompt.details;
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    return true;
+  }
+  return false;
+}
+
 let keys = loadOrCreateKeys(args.keys);
 let issuer; // known once the port is bound
 let issuerPath; // the issuer's path without trailing slash, '' for none
@@ -322,6 +491,15 @@ const server = http.createServer((req, res) => {
   res.on('finish', () => console.error(`idp: ${req.method} ${req.url} ${res.statusCode}`));
   const url = new URL(req.url, 'http://loopback');
   if (url.pathname.startsWith('/__admin/')) return admin(req, res, url);
+  if (url.pathname.startsWith('/interaction/')) {
+    peopleInteraction(req, res, url).then((handled) => {
+      if (!handled) handler(req, res);
+    }).catch((err) => {
+      console.error('idp: interaction failed:', err);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+    });
+    return undefined;
+  }
 
   // oidc-provider's routes answer at the root of whatever it is mounted on.
   // Requests under the issuer's path (e.g. /us-east-1_TestPool/.well-known/jwks.json)

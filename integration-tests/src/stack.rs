@@ -155,6 +155,11 @@ pub struct IdpOptions {
 impl Idp {
     /// Starts the IdP and waits for its ready line.
     pub async fn start(options: IdpOptions, workdir: &Path) -> Idp {
+        Self::start_with(options, &[], workdir).await
+    }
+
+    /// Starts the IdP with extra command-line arguments (e.g. `--ui-origin`).
+    pub async fn start_with(options: IdpOptions, extra_args: &[&str], workdir: &Path) -> Idp {
         let idp_dir = repo_root().join("integration-tests/idp");
         require(
             "node",
@@ -179,6 +184,7 @@ impl Idp {
             .clone()
             .unwrap_or_else(|| workdir.join("idp-keys.json"));
         command.arg("--keys").arg(&keys_file);
+        command.args(extra_args);
         // The ready line arrives on stdout; the rest of the output goes to the log.
         let log = workdir.join(format!("idp-{}.log", free_port()));
         let err = std::fs::File::create(&log).expect("log file");
@@ -388,6 +394,20 @@ pub struct Nginx {
 impl Nginx {
     /// Renders deploy/nginx into `workdir/nginx` and starts nginx in front of `auth` and `servers`.
     pub async fn start(auth: SocketAddr, servers: &[(&str, SocketAddr)], workdir: &Path) -> Nginx {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        Self::start_at(addr, auth, servers, workdir).await
+    }
+
+    /// Starts nginx listening on `addr` (a gateway whose address was given out before, e.g.
+    /// to the IdP as a redirect URI).
+    pub async fn start_at(
+        addr: SocketAddr,
+        auth: SocketAddr,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+    ) -> Nginx {
         require(
             "nginx",
             Path::new("/usr/sbin/nginx").exists(),
@@ -398,9 +418,6 @@ impl Nginx {
             Path::new("/usr/lib/nginx/modules/ngx_http_lua_module.so").exists(),
             "apt-get install libnginx-mod-http-lua",
         );
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
         let prefix = workdir.join(format!("nginx-{}", addr.port()));
         let servers_list: Vec<String> = servers
             .iter()

@@ -271,6 +271,7 @@ impl Core {
                 cognito_pool,
                 max_batch: 100,
                 auth_method,
+                session: None,
             },
             cache: TokenCache::new(100),
         }
