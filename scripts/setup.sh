@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need on a fresh Debian machine, and nothing twice:
-# nginx with the Lua module (apt), the identity provider (npm), the Python MCP client (pip, in
-# .venv), and the Rust build (cargo). Safe to run again: each step checks before it installs.
+# nginx with the Lua module and Chromium with chromedriver (apt), the identity provider (npm),
+# the Python MCP client (pip, in .venv), and the Rust build (cargo). Safe to run again: each
+# step checks before it installs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,6 +11,9 @@ cd "$root"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose)
+# The browser test (integration-tests/tests/browser.rs): Debian's Chromium, headless, and its
+# WebDriver server.
+apt_packages+=(chromium chromium-driver)
 # The packaging tests render deploy/kubernetes with kubectl's built-in kustomize: any kubectl
 # will do, Debian's when there is none.
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
