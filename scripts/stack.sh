@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack on loopback, without Docker: the identity provider (oidc-provider), auth-server,
 # the demo MCP servers (currenttime, fininfo) and nginx in front. Prints the gateway URL, how to
-# get a token for each demo client, and a ready MCP client config. Ctrl-C stops everything.
+# get a token for each demo client, a ready MCP client config, and the demo person who signs in
+# to the page at /ui/ in a browser. Ctrl-C stops everything.
 #
 # Ports (override with the environment): GATEWAY_PORT=8480 AUTH_PORT=8488 IDP_PORT=8489
 # CURRENTTIME_PORT=8481 FININFO_PORT=8482.
@@ -50,13 +51,22 @@ for port in "$GATEWAY_PORT" "$AUTH_PORT" "$IDP_PORT" "$CURRENTTIME_PORT" "$FININ
 done
 
 issuer="http://127.0.0.1:$IDP_PORT"
+gateway="http://127.0.0.1:$GATEWAY_PORT"
 node integration-tests/idp/idp.mjs --port "$IDP_PORT" --keys "$state/idp-keys.json" \
-  >"$state/idp.log" 2>&1 &
+  --ui-origin "$gateway,http://localhost:$GATEWAY_PORT" >"$state/idp.log" 2>&1 &
 pids+=($!)
 wait_port idp "$IDP_PORT"
 
+# People's browser sign-in: the IdP's auth-server-ui client, and a session key made once.
+if [ ! -s "$state/session.key" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 >"$state/session.key")
+fi
 AUTH_LISTEN="127.0.0.1:$AUTH_PORT" AUTH_PROVIDER=oidc AUTH_ISSUER="$issuer" \
 AUTH_AUDIENCES=mcp-gateway AUTH_SCOPES_FILE="$root/scopes.yml" \
+AUTH_SESSION_CLIENT_ID=auth-server-ui AUTH_SESSION_CLIENT_SECRET=auth-server-ui-secret \
+AUTH_SESSION_ISSUER="$issuer" AUTH_SESSION_PUBLIC_URL="$gateway" \
+AUTH_SESSION_KEY_FILE="$state/session.key" \
+AUTH_SESSION_SCOPES="openid profile email groups offline_access" \
   "$CARGO_TARGET_DIR/debug/auth-server" >"$state/auth-server.log" 2>&1 &
 pids+=($!)
 wait_port auth-server "$AUTH_PORT"
@@ -114,6 +124,9 @@ cat <<TEXT
     read-only $(token_cmd readonly-agent)
     operator  $(token_cmd operator-agent)
     no group  $(token_cmd nogroup-agent)
+
+  People in a browser: $gateway/ui/
+    sign in as  alice / alice-demo-password   (group mcp-registry-operator)
 
   A VS Code mcp.json with a fresh admin token (valid one hour): $state/vscode-mcp.json
   Logs: $state/*.log        Ctrl-C stops everything.

@@ -20,7 +20,11 @@ use auth_server::{grpc, http, metrics, reload};
 /// AUTH_COGNITO_REGION, AUTH_COGNITO_USER_POOL_ID, AUTH_ISSUER, AUTH_JWKS_URL,
 /// AUTH_JWKS_REFRESH_SECONDS, AUTH_CLIENT_IDS, AUTH_AUDIENCES, AUTH_GROUPS_CLAIM,
 /// AUTH_LEEWAY_SECONDS, AUTH_TOKEN_CACHE_SIZE, AUTH_MAX_BODY_BYTES, AUTH_MAX_BATCH,
-/// AUTH_MAX_LARGE_CHECKS, AUTH_RESOURCE_URL, AUTH_LOG_FORMAT (text|json), RUST_LOG, NO_COLOR.
+/// AUTH_MAX_LARGE_CHECKS, AUTH_RESOURCE_URL, AUTH_LOG_FORMAT (text|json), RUST_LOG, NO_COLOR;
+/// people's browser sign-in: AUTH_SESSION_CLIENT_ID, AUTH_SESSION_CLIENT_SECRET(_FILE),
+/// AUTH_SESSION_ISSUER, AUTH_SESSION_PUBLIC_URL, AUTH_SESSION_KEYS or AUTH_SESSION_KEY_FILE,
+/// AUTH_SESSION_SCOPES, AUTH_SESSION_GROUPS_CLAIM, AUTH_SESSION_LIFETIME_SECONDS,
+/// AUTH_SESSION_REFRESH_SECONDS.
 /// See README.md.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
@@ -95,13 +99,22 @@ fn policy_path(explicit: Option<PathBuf>) -> PathBuf {
 fn check(scopes: Option<PathBuf>) -> ExitCode {
     let mut ok = true;
     match Config::from_env() {
-        Ok(config) => println!(
-            "configuration ok: provider {}, issuer {}, key set {:?}, listen {}",
-            config.rules.provider.name(),
-            config.rules.issuer,
-            config.key_source,
-            config.listen
-        ),
+        Ok(config) => {
+            println!(
+                "configuration ok: provider {}, issuer {}, key set {:?}, listen {}",
+                config.rules.provider.name(),
+                config.rules.issuer,
+                config.key_source,
+                config.listen
+            );
+            match &config.session {
+                Some(session) => println!(
+                    "browser sign-in: on, issuer {}, gateway {}",
+                    session.issuer, session.public_origin
+                ),
+                None => println!("browser sign-in: off"),
+            }
+        }
         Err(err) => {
             ok = false;
             println!("configuration error: {err}");
@@ -241,6 +254,7 @@ async fn serve(config: Config, policy: CompiledPolicy) -> std::io::Result<()> {
         policy = %config.scopes_file.display(),
         scopes = policy.scope_count(),
         groups = policy.group_count(),
+        browser_sign_in = config.session.is_some(),
         "starting"
     );
     let keys = Arc::new(KeyStore::new(config.key_source.clone()));
