@@ -902,6 +902,76 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_navigation_accepts_html() {
+        let cases = [
+            ("text/html,application/xhtml+xml,*/*;q=0.8", true),
+            ("TEXT/HTML", true),
+            ("application/json, text/html;q=0.5", true),
+            ("text/html;q=0", false),
+            ("text/html; q=0.0", false),
+            ("application/json, text/event-stream", false),
+            ("*/*", false),
+        ];
+        for (accept, html) in cases {
+            assert_eq!(accepts_html(HeaderFact::Once(accept)), html, "{accept}");
+        }
+        assert!(!accepts_html(HeaderFact::Absent));
+        assert!(!accepts_html(HeaderFact::Repeated));
+    }
+
+    #[test]
+    fn a_cookie_only_request_that_changes_state_must_be_same_origin() {
+        const ORIGIN: &str = "https://gw.example";
+        let facts = |origin, site| BrowserFacts {
+            cookie: HeaderFact::Once("mcp_session=x"),
+            origin,
+            sec_fetch_site: site,
+            accept: HeaderFact::Absent,
+        };
+        use HeaderFact::{Absent, Once, Repeated};
+        let cases = [
+            (Once(ORIGIN), Once("same-origin"), Some("POST"), Ok(())),
+            (Absent, Once("same-origin"), Some("POST"), Ok(())),
+            (Once("https://GW.example"), Absent, Some("DELETE"), Ok(())),
+            (
+                Once(ORIGIN),
+                Once("same-site"),
+                Some("POST"),
+                Err(CrossSite::FetchSite),
+            ),
+            (
+                Absent,
+                Once("none"),
+                Some("POST"),
+                Err(CrossSite::FetchSite),
+            ),
+            (
+                Once("https://evil.example"),
+                Once("same-origin"),
+                Some("POST"),
+                Err(CrossSite::Origin),
+            ),
+            (Once("null"), Absent, Some("POST"), Err(CrossSite::Origin)),
+            (Repeated, Absent, Some("POST"), Err(CrossSite::Origin)),
+            (Absent, Absent, Some("POST"), Err(CrossSite::Unknown)),
+            (Absent, Absent, None, Err(CrossSite::Unknown)),
+            (
+                Once("https://evil.example"),
+                Once("cross-site"),
+                Some("GET"),
+                Ok(()),
+            ),
+        ];
+        for (origin, site, method, expected) in cases {
+            assert_eq!(
+                check_same_origin(&facts(origin, site), ORIGIN, method),
+                expected.map_err(DenyReason::CrossSite),
+                "{origin:?} {site:?} {method:?}"
+            );
+        }
+    }
+
+    #[test]
     fn target_headers_that_are_repeated_say_so() {
         let target = |uri, url, envoy_path| TargetFacts {
             original_uri: uri,

@@ -43,18 +43,29 @@ class McpSession {
     return answer.result;
   }
 
+  // One message; a 401 (the session's window ended) is answered by refreshing the session
+  // with the IdP once (through /oauth2/userinfo), then sending again.
   async send(message) {
+    let response = await this.post(message);
+    if (response.status === 401 && await refreshSession()) response = await this.post(message);
+    return this.read(response, message);
+  }
+
+  async post(message) {
     const headers = {
       'Content-Type': 'application/json',
       Accept: 'application/json, text/event-stream',
     };
     if (this.sessionId) headers['Mcp-Session-Id'] = this.sessionId;
-    const response = await fetch(this.url, {
+    return fetch(this.url, {
       method: 'POST',
       credentials: 'same-origin',
       headers,
       body: JSON.stringify(message),
     });
+  }
+
+  async read(response, message) {
     const sessionId = response.headers.get('Mcp-Session-Id');
     if (sessionId) this.sessionId = sessionId;
     if (response.status === 401) {
@@ -90,6 +101,15 @@ function answerInEvents(text, id) {
   throw new McpError('JSON-RPC', 'no answer in the event stream');
 }
 
+// Asks who is signed in, which refreshes a session that is due; true when still signed in.
+async function refreshSession() {
+  const response = await fetch('/oauth2/userinfo', {
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json' },
+  });
+  return response.ok;
+}
+
 function signIn() {
   window.location.assign(`/oauth2/start?rd=${encodeURIComponent('/ui/')}`);
 }
@@ -110,6 +130,7 @@ function showResult(text, isError) {
   const result = $('result');
   result.textContent = text;
   result.classList.toggle('error', Boolean(isError));
+  result.scrollIntoView({ block: 'nearest' });
 }
 
 async function callTool(session, server, tool, argumentsField) {

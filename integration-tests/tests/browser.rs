@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use integration_tests::mcp_client::{ConnectOptions, McpClient, result_text};
+use integration_tests::mcp_client::{ConnectOptions, McpClient};
 use integration_tests::mcp_servers::{RunningServer, ServerKind, spawn_server};
 use integration_tests::stack::{
     AuthServer, Idp, IdpOptions, Nginx, Process, free_port, repo_root, require, wait_for_port,
@@ -159,7 +159,7 @@ impl Browser {
             "--disable-sync",
             "--no-first-run",
             "--disable-dev-shm-usage",
-            "--window-size=1100,1000",
+            "--window-size=1100,1400",
             &format!("--user-data-dir={}", profile.display()),
         ];
         let mut capabilities = serde_json::Map::new();
@@ -548,16 +548,11 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
         .collect();
     let mut swapped_url = url.clone();
     swapped_url.query_pairs_mut().clear().extend_pairs(&swapped);
-    browser
-        .client
-        .add_cookie(
-            fantoccini::cookies::Cookie::build((PENDING_COOKIE, pending))
-                .path("/")
-                .http_only(true)
-                .build(),
-        )
-        .await
-        .unwrap();
+    // The session cookie's attributes (domain, path, SameSite=Lax), with the sign-in's name.
+    let mut pending_cookie = browser.client.get_named_cookie(COOKIE).await.unwrap();
+    pending_cookie.set_name(PENDING_COOKIE);
+    pending_cookie.set_value(pending);
+    browser.client.add_cookie(pending_cookie).await.unwrap();
     browser.client.goto(swapped_url.as_str()).await.unwrap();
     let reason = browser.text("#reason").await;
     assert!(
