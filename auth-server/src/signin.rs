@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::authorizer::Authorizer;
 use crate::policy::Access;
-use crate::session::flow::{FlowError, SignInFlow};
+use crate::session::flow::FlowError;
 use crate::session::{self, MAX_COOKIE_BYTES, PendingSignIn, Session, SessionRules};
 
 /// The page, its script and its style: plain files, no build step, no external assets.
@@ -48,14 +48,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
         );
 }
 
-fn flow(authorizer: &Authorizer) -> Result<&SignInFlow, HttpResponse> {
-    authorizer.sign_in().ok_or_else(|| {
-        json_error(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "not_found",
-            "browser sign-in is not configured on this gateway (AUTH_SESSION_CLIENT_ID)",
-        )
-    })
+/// The answer of every sign-in endpoint when sign-in is not configured.
+fn not_configured() -> HttpResponse {
+    json_error(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "browser sign-in is not configured on this gateway (AUTH_SESSION_CLIENT_ID)",
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,9 +64,8 @@ struct StartQuery {
 
 /// `/oauth2/start?rd=<path>`: to the IdP, with a sealed note of the sign-in for the callback.
 async fn start(query: web::Query<StartQuery>, authorizer: web::Data<Authorizer>) -> HttpResponse {
-    let flow = match flow(&authorizer) {
-        Ok(flow) => flow,
-        Err(response) => return response,
+    let Some(flow) = authorizer.sign_in() else {
+        return not_configured();
     };
     let rd = query.rd.as_deref().unwrap_or("/ui/");
     let Some(return_to) = session::return_path(rd) else {
@@ -118,9 +116,8 @@ async fn callback(
     query: web::Query<CallbackQuery>,
     authorizer: web::Data<Authorizer>,
 ) -> HttpResponse {
-    let flow = match flow(&authorizer) {
-        Ok(flow) => flow,
-        Err(response) => return response,
+    let Some(flow) = authorizer.sign_in() else {
+        return not_configured();
     };
     let rules = &flow.settings().rules;
     let now = crate::unix_now();
@@ -174,9 +171,8 @@ async fn callback(
 /// `/oauth2/sign_out`: the session cookie is cleared, the refresh token revoked where the IdP
 /// can, and the browser sent to the IdP's logout (back to `/ui/`) where it has one.
 async fn sign_out(request: HttpRequest, authorizer: web::Data<Authorizer>) -> HttpResponse {
-    let flow = match flow(&authorizer) {
-        Ok(flow) => flow,
-        Err(response) => return response,
+    let Some(flow) = authorizer.sign_in() else {
+        return not_configured();
     };
     let rules = &flow.settings().rules;
     let session = cookie_header(&request).and_then(|header| {
@@ -205,9 +201,8 @@ async fn sign_out(request: HttpRequest, authorizer: web::Data<Authorizer>) -> Ht
 /// them, as JSON; 401 when nobody is. A session due for a refresh is refreshed here (the page
 /// asks before it talks to the servers), so the check itself never waits for the IdP.
 async fn userinfo(request: HttpRequest, authorizer: web::Data<Authorizer>) -> HttpResponse {
-    let flow = match flow(&authorizer) {
-        Ok(flow) => flow,
-        Err(response) => return response,
+    let Some(flow) = authorizer.sign_in() else {
+        return not_configured();
     };
     let rules = &flow.settings().rules;
     let now = crate::unix_now();
