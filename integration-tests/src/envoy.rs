@@ -79,6 +79,20 @@ impl Envoy {
         servers: &[(&str, SocketAddr)],
         workdir: &Path,
     ) -> Envoy {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        Self::start_at(addr, mode, auth, servers, workdir).await
+    }
+
+    /// Starts Envoy listening on `addr` (a gateway whose address was given out before).
+    pub async fn start_at(
+        addr: SocketAddr,
+        mode: EnvoyMode,
+        auth: AuthAddrs,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+    ) -> Envoy {
         let binary = envoy_binary();
         require(
             "the Envoy binary",
@@ -88,9 +102,6 @@ impl Envoy {
                 binary.display()
             ),
         );
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
-            .parse()
-            .expect("address");
         let shipped = std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config");
         let config = render(&shipped, addr, auth, servers)
             .unwrap_or_else(|err| panic!("{}: {err}", mode.config_file().display()));

@@ -5,5 +5,6 @@
 pub mod envoy;
 pub mod mcp_client;
 pub mod mcp_servers;
+pub mod people;
 pub mod scenarios;
 pub mod stack;

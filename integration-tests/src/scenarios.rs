@@ -69,6 +69,10 @@ macro_rules! gateway_scenarios {
         async fn unknown_server_smuggled_target_and_unreachable_auth_server_never_reach_the_upstream() {
             $crate::scenarios::unknown_server_smuggled_target_and_unreachable_auth_server_never_reach_the_upstream($front).await;
         }
+        #[tokio::test]
+        async fn a_person_signed_in_is_checked_by_the_session_cookie_like_a_token() {
+            $crate::scenarios::a_person_signed_in_is_checked_by_the_session_cookie_like_a_token($front).await;
+        }
     };
 }
 
@@ -881,4 +885,126 @@ pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(fro
         "a client-sent x-envoy-auth-headers-to-remove reached the upstream"
     );
     assert_eq!(reached[0].header("x-user").as_deref(), Some("admin-agent"));
+}
+
+/// People in a browser: a person signs in through the gateway at the real IdP (over HTTP, the
+/// login form filled in), and the session cookie is then checked on the MCP routes like a
+/// token: the same policy, `X-Auth-Method: session`, the cookie never upstream, a cross-site
+/// POST refused, a token deciding alone when both come, and a browser without a session sent
+/// to sign-in while an API client keeps its 401.
+pub async fn a_person_signed_in_is_checked_by_the_session_cookie_like_a_token(front: Front) {
+    let stack = GatewayStack::start_with_sign_in(front).await;
+    let (user, password, _) = crate::stack::DEMO_PERSON;
+    let cookie = crate::people::sign_in(&stack.origin(), user, password)
+        .await
+        .unwrap_or_else(|err| panic!("{front:?}: sign-in failed: {err}"));
+    let cookie_header = format!("mcp_session={cookie}");
+
+    // A real MCP client with the cookie, as the gateway's own page would send it.
+    let options = ConnectOptions::default()
+        .header("cookie", &cookie_header)
+        .header("origin", &stack.origin())
+        .header("sec-fetch-site", "same-origin");
+    let client = McpClient::connect_with(&stack.url("fininfo"), options)
+        .await
+        .unwrap_or_else(|err| panic!("{front:?}: the session opens an MCP session: {err:?}"));
+    let result = client
+        .call_tool("get_stock_aggregates", stock_args())
+        .await
+        .expect("the operator group may call get_stock_aggregates");
+    assert!(!result_text(&result).is_empty());
+    assert_forbidden(
+        client.call_tool("print_stock_data", stock_args()).await,
+        "the operator group may not call print_stock_data",
+    );
+    client.close().await.unwrap();
+    let calls = stack.fininfo.log().requests_with_method("tools/call");
+    assert_eq!(
+        calls.len(),
+        1,
+        "{front:?}: only the allowed call reached fininfo"
+    );
+    assert_eq!(calls[0].header("x-auth-method").as_deref(), Some("session"));
+    assert_eq!(calls[0].header("x-username").as_deref(), Some(user));
+    assert!(
+        stack
+            .fininfo
+            .log()
+            .requests()
+            .iter()
+            .all(|request| request.header("cookie").is_none()),
+        "{front:?}: the session cookie reached the MCP server"
+    );
+
+    // A cross-site POST with the person's cookie.
+    let call = tools_call("get_stock_aggregates").to_string();
+    let response = reqwest::Client::new()
+        .post(stack.url("fininfo"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("cookie", &cookie_header)
+        .header("origin", "http://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "{front:?}: cross-site POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "cross_site_request", "{front:?}: {body}");
+
+    // A token and the cookie: the admin token decides (print_stock_data is the admin's).
+    let admin = stack.idp.token("admin-agent").await;
+    let options = ConnectOptions::default()
+        .ingress_token(&admin)
+        .header("cookie", &cookie_header);
+    let client = McpClient::connect_with(&stack.url("fininfo"), options)
+        .await
+        .unwrap();
+    client
+        .call_tool("print_stock_data", stock_args())
+        .await
+        .expect("the token decides alone");
+    client.close().await.unwrap();
+    let last = stack.fininfo.log().requests_with_method("tools/call");
+    assert_eq!(
+        last.last()
+            .and_then(|r| r.header("x-auth-method"))
+            .as_deref(),
+        Some("oidc")
+    );
+
+    // Without a session: a browser navigation is sent to sign-in, an API client gets the 401.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(stack.url("fininfo"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        302,
+        "{front:?}: a browser goes to sign-in"
+    );
+    assert_eq!(
+        response.headers()["location"],
+        "/oauth2/start?rd=%2Ffininfo%2Fmcp",
+        "{front:?}"
+    );
+    let response = no_redirects
+        .get(stack.url("fininfo"))
+        .header("accept", "application/json, text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "{front:?}: an API client keeps the 401"
+    );
+    assert!(response.headers().contains_key("www-authenticate"));
 }

@@ -538,16 +538,39 @@ impl GatewayStack {
         profile: Profile,
         extra_env: &[(&str, &str)],
     ) -> GatewayStack {
+        Self::start_full(front, profile, extra_env, false).await
+    }
+
+    /// Starts everything behind `front` (OIDC profile) with people's browser sign-in on: the
+    /// IdP's `auth-server-ui` client registers this gateway's callback, auth-server gets the
+    /// `AUTH_SESSION_*` settings and a session key of its own. The demo person is
+    /// [`DEMO_PERSON`].
+    pub async fn start_with_sign_in(front: Front) -> GatewayStack {
+        Self::start_full(front, Profile::Oidc, &[], true).await
+    }
+
+    async fn start_full(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        sign_in: bool,
+    ) -> GatewayStack {
         use crate::mcp_servers::{ServerKind, spawn_server};
         let workdir = tempfile::tempdir().expect("temp dir");
         let cognito_issuer =
             format!("https://cognito-idp.{COGNITO_REGION}.amazonaws.com/{COGNITO_POOL}");
-        let idp = Idp::start(
+        // The gateway's address comes first: the IdP registers the sign-in callback on it.
+        let gateway_addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("address");
+        let origin = format!("http://{gateway_addr}");
+        let idp = Idp::start_with(
             IdpOptions {
                 cognito: profile == Profile::Cognito,
                 issuer: (profile == Profile::Cognito).then(|| cognito_issuer.clone()),
                 keys_file: None,
             },
+            &["--ui-origin", &origin],
             workdir.path(),
         )
         .await;
@@ -570,6 +593,21 @@ impl GatewayStack {
                 ("AUTH_COGNITO_USER_POOL_ID", COGNITO_POOL.into()),
                 ("AUTH_JWKS_URL", idp.jwks_uri.clone()),
             ]),
+        }
+        if sign_in {
+            let key_file = workdir.path().join("session.key");
+            std::fs::write(&key_file, format!("{SESSION_KEY}\n")).expect("session key file");
+            env.extend([
+                ("AUTH_SESSION_CLIENT_ID", "auth-server-ui".into()),
+                ("AUTH_SESSION_CLIENT_SECRET", "auth-server-ui-secret".into()),
+                ("AUTH_SESSION_ISSUER", idp.issuer.clone()),
+                ("AUTH_SESSION_PUBLIC_URL", origin.clone()),
+                ("AUTH_SESSION_KEY_FILE", key_file.display().to_string()),
+                (
+                    "AUTH_SESSION_SCOPES",
+                    "openid profile email groups offline_access".into(),
+                ),
+            ]);
         }
         env.extend(
             extra_env
@@ -602,7 +640,9 @@ impl GatewayStack {
             ("fininfo", fininfo.addr()),
         ];
         let gateway = match front {
-            Front::Nginx => Gateway::Nginx(Nginx::start(auth.addr, &servers, workdir.path()).await),
+            Front::Nginx => Gateway::Nginx(
+                Nginx::start_at(gateway_addr, auth.addr, &servers, workdir.path()).await,
+            ),
             Front::EnvoyHttp | Front::EnvoyGrpc => {
                 use crate::envoy::{AuthAddrs, Envoy, EnvoyMode};
                 let mode = if front == Front::EnvoyGrpc {
@@ -614,7 +654,9 @@ impl GatewayStack {
                     http: auth.addr,
                     grpc: grpc_addr,
                 };
-                Gateway::Envoy(Envoy::start(mode, auth_addrs, &servers, workdir.path()).await)
+                Gateway::Envoy(
+                    Envoy::start_at(gateway_addr, mode, auth_addrs, &servers, workdir.path()).await,
+                )
             }
         };
         GatewayStack {
@@ -632,7 +674,19 @@ impl GatewayStack {
     pub fn url(&self, server: &str) -> String {
         format!("http://{}/{server}/mcp", self.gateway.addr())
     }
+
+    /// The gateway's origin, as a browser sends it in `Origin`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.gateway.addr())
+    }
 }
+
+/// The IdP's demo person (integration-tests/idp/idp.mjs, `PEOPLE`): username, password, group.
+pub const DEMO_PERSON: (&str, &str, &str) =
+    ("alice", "alice-demo-password", "mcp-registry-operator");
+
+/// The session key of the stacks with sign-in (base64 of 32 bytes); a deployment makes its own.
+const SESSION_KEY: &str = "YnJvd3Nlci10ZXN0LXNlc3Npb24ta2V5LTMyLWJ5dGVzIQ==";
 
 // ---------------------------------------------------------------------------------------------
 // Fault injection and raw HTTP, for the hostile-input and fault suites

@@ -10,101 +10,25 @@
 //! missing fails the test with how to install them (scripts/setup.sh does): never a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use integration_tests::mcp_client::{ConnectOptions, McpClient};
-use integration_tests::mcp_servers::{RunningServer, ServerKind, spawn_server};
 use integration_tests::stack::{
-    AuthServer, Idp, IdpOptions, Nginx, Process, free_port, repo_root, require, wait_for_port,
+    DEMO_PERSON, Front, GatewayStack, Process, free_port, repo_root, require, wait_for_port,
 };
 use serde_json::{Value, json};
 
-/// The IdP's demo person (integration-tests/idp/idp.mjs, PEOPLE).
-const DEMO_USER: &str = "alice";
-const DEMO_PASSWORD: &str = "alice-demo-password";
-const DEMO_GROUP: &str = "mcp-registry-operator";
-/// The tools scopes.yml lets the demo user's group call.
+/// The tools scopes.yml lets the demo person's group call.
 const CALLABLE: [(&str, &str); 3] = [
     ("currenttime", "current_time_by_timezone"),
     ("currenttime", "countdown"),
     ("fininfo", "get_stock_aggregates"),
 ];
-/// A test session key (base64 of 32 bytes); a deployment generates its own.
-const SESSION_KEY: &str = "YnJvd3Nlci10ZXN0LXNlc3Npb24ta2V5LTMyLWJ5dGVzIQ==";
 const COOKIE: &str = "mcp_session";
 const PENDING_COOKIE: &str = "mcp_signin";
-
-/// IdP, auth-server with browser sign-in, nginx, both MCP servers.
-struct Stack {
-    idp: Idp,
-    auth: AuthServer,
-    nginx: Nginx,
-    currenttime: RunningServer,
-    fininfo: RunningServer,
-    origin: String,
-    _workdir: tempfile::TempDir,
-}
-
-async fn start_stack() -> Stack {
-    let workdir = tempfile::tempdir().expect("temp dir");
-    // The gateway's address is known first: the IdP registers its callback exactly.
-    let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let origin = format!("http://{gateway}");
-    let idp = Idp::start_with(
-        IdpOptions::default(),
-        &["--ui-origin", &origin],
-        workdir.path(),
-    )
-    .await;
-    let key_file = workdir.path().join("session.key");
-    std::fs::write(&key_file, format!("# test key\n{SESSION_KEY}\n")).unwrap();
-    let env: Vec<(&str, String)> = vec![
-        (
-            "AUTH_SCOPES_FILE",
-            repo_root().join("scopes.yml").display().to_string(),
-        ),
-        ("AUTH_LOG_FORMAT", "json".into()),
-        ("AUTH_PROVIDER", "oidc".into()),
-        ("AUTH_ISSUER", idp.issuer.clone()),
-        ("AUTH_AUDIENCES", "mcp-gateway".into()),
-        ("AUTH_SESSION_CLIENT_ID", "auth-server-ui".into()),
-        ("AUTH_SESSION_CLIENT_SECRET", "auth-server-ui-secret".into()),
-        ("AUTH_SESSION_ISSUER", idp.issuer.clone()),
-        ("AUTH_SESSION_PUBLIC_URL", origin.clone()),
-        ("AUTH_SESSION_KEY_FILE", key_file.display().to_string()),
-        (
-            "AUTH_SESSION_SCOPES",
-            "openid profile email groups offline_access".into(),
-        ),
-    ];
-    let auth = AuthServer::start(&env, workdir.path()).await;
-    auth.wait_ready().await;
-    let listen = || {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        tokio::net::TcpListener::from_std(listener).unwrap()
-    };
-    let currenttime = spawn_server(ServerKind::CurrentTime, listen()).await;
-    let fininfo = spawn_server(ServerKind::FinInfo, listen()).await;
-    let servers = [
-        ("currenttime", currenttime.addr()),
-        ("fininfo", fininfo.addr()),
-    ];
-    let nginx = Nginx::start_at(gateway, auth.addr, &servers, workdir.path()).await;
-    Stack {
-        idp,
-        auth,
-        nginx,
-        currenttime,
-        fininfo,
-        origin,
-        _workdir: workdir,
-    }
-}
 
 /// Where the screenshots go: under the build directory, emptied first.
 fn artifacts_dir() -> PathBuf {
@@ -280,12 +204,12 @@ async fn tools_on_page(browser: &Browser) -> Vec<(String, String)> {
 
 /// A real MCP client (rmcp) holding the session cookie, with the headers a page of the gateway
 /// would send.
-async fn mcp_with_cookie(stack: &Stack, server: &str, cookie: &str) -> McpClient {
+async fn mcp_with_cookie(stack: &GatewayStack, server: &str, cookie: &str) -> McpClient {
     let options = ConnectOptions::default()
         .header("cookie", &format!("{COOKIE}={cookie}"))
-        .header("origin", &stack.origin)
+        .header("origin", &stack.origin())
         .header("sec-fetch-site", "same-origin");
-    McpClient::connect_with(&stack.nginx.url(server), options)
+    McpClient::connect_with(&stack.url(server), options)
         .await
         .expect("the session cookie opens an MCP session through nginx")
 }
@@ -300,17 +224,15 @@ async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, mut done: F) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
-    let stack = start_stack().await;
+    let stack = GatewayStack::start_with_sign_in(Front::Nginx).await;
+    let origin = stack.origin();
+    let (demo_user, demo_password, demo_group) = DEMO_PERSON;
     let browser_dir = tempfile::tempdir().unwrap();
     let mut browser = Browser::start(browser_dir.path()).await;
     let idp_base = format!("http://127.0.0.1:{}", stack.idp.port);
 
     // 1. The page sends a browser without a session to the IdP's login page.
-    browser
-        .client
-        .goto(&format!("{}/ui/", stack.origin))
-        .await
-        .unwrap();
+    browser.client.goto(&format!("{origin}/ui/")).await.unwrap();
     browser.wait_for("#username").await;
     let login_url = browser.url().await;
     assert!(
@@ -323,7 +245,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     browser
         .wait_for("#username")
         .await
-        .send_keys(DEMO_USER)
+        .send_keys(demo_user)
         .await
         .unwrap();
     browser
@@ -344,21 +266,21 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     browser
         .wait_for("#username")
         .await
-        .send_keys(DEMO_USER)
+        .send_keys(demo_user)
         .await
         .unwrap();
     browser
         .wait_for("#password")
         .await
-        .send_keys(DEMO_PASSWORD)
+        .send_keys(demo_password)
         .await
         .unwrap();
     browser.screenshot("credentials-typed").await;
     browser.wait_for("#sign-in").await.click().await.unwrap();
     browser.wait_for("body[data-ready=true]").await;
-    assert_eq!(browser.url().await, format!("{}/ui/", stack.origin));
-    assert_eq!(browser.text("#user-name").await, DEMO_USER);
-    assert_eq!(browser.text("#groups").await, DEMO_GROUP);
+    assert_eq!(browser.url().await, format!("{origin}/ui/"));
+    assert_eq!(browser.text("#user-name").await, demo_user);
+    assert_eq!(browser.text("#groups").await, demo_group);
     browser.screenshot("signed-in-with-tools").await;
     let cookie = browser
         .cookie(COOKIE)
@@ -414,7 +336,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     let calls = stack.currenttime.log().requests_with_method("tools/call");
     assert_eq!(calls.len(), 1, "one call reached the server");
     assert_eq!(calls[0].header("x-auth-method").as_deref(), Some("session"));
-    assert_eq!(calls[0].header("x-username").as_deref(), Some(DEMO_USER));
+    assert_eq!(calls[0].header("x-username").as_deref(), Some(demo_user));
     assert_eq!(
         calls[0].header("x-client-id").as_deref(),
         Some("auth-server-ui")
@@ -433,7 +355,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
 
     // 6. What a browser must never get, on the same stack.
     let http = http();
-    let mcp = stack.nginx.url("currenttime");
+    let mcp = stack.url("currenttime");
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "current_time_by_timezone", "arguments": {"tz_name": "UTC"}}})
     .to_string();
@@ -497,17 +419,14 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
         "/\\evil.example",
         "evil.example",
     ] {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/oauth2/start", stack.origin),
-            [("rd", rd)],
-        )
-        .unwrap();
+        let url = reqwest::Url::parse_with_params(&format!("{origin}/oauth2/start"), [("rd", rd)])
+            .unwrap();
         let response = http.get(url).send().await.unwrap();
         assert_eq!(response.status(), 400, "rd={rd}");
     }
     // A callback whose state is not the sign-in's is refused (no session cookie set).
     let started = http
-        .get(format!("{}/oauth2/start?rd=/ui/", stack.origin))
+        .get(format!("{origin}/oauth2/start?rd=/ui/"))
         .send()
         .await
         .unwrap();
@@ -517,8 +436,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     let pending = set_cookie(&started, PENDING_COOKIE).expect("the sign-in cookie");
     let response = http
         .get(format!(
-            "{}/oauth2/callback?code=abc&state=not-the-state",
-            stack.origin
+            "{origin}/oauth2/callback?code=abc&state=not-the-state"
         ))
         .header("cookie", format!("{PENDING_COOKIE}={pending}"))
         .send()
@@ -567,11 +485,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     );
 
     // 7. Sign out: the IdP asks, the session ends, and the page sends the browser to sign in.
-    browser
-        .client
-        .goto(&format!("{}/ui/", stack.origin))
-        .await
-        .unwrap();
+    browser.client.goto(&format!("{origin}/ui/")).await.unwrap();
     browser.wait_for("body[data-ready=true]").await;
     browser.wait_for("#sign-out").await.click().await.unwrap();
     browser.wait_for("#logout-yes").await;
