@@ -66,7 +66,7 @@ AUTH_AUDIENCES=mcp-gateway AUTH_SCOPES_FILE="$root/scopes.yml" \
 AUTH_SESSION_CLIENT_ID=auth-server-ui AUTH_SESSION_CLIENT_SECRET=auth-server-ui-secret \
 AUTH_SESSION_ISSUER="$issuer" AUTH_SESSION_PUBLIC_URL="$gateway" \
 AUTH_SESSION_KEY_FILE="$state/session.key" \
-AUTH_SESSION_SCOPES="openid profile email groups offline_access" \
+AUTH_SESSION_SCOPES="openid profile email groups" \
   "$CARGO_TARGET_DIR/debug/auth-server" >"$state/auth-server.log" 2>&1 &
 pids+=($!)
 wait_port auth-server "$AUTH_PORT"

@@ -328,7 +328,8 @@ fn list(value: Option<String>) -> Option<Vec<String>> {
     (!items.is_empty()).then_some(items)
 }
 
-fn number(
+/// A whole number in `range` from `variable`'s text, or `default` when unset.
+pub(crate) fn number(
     value: Option<String>,
     variable: &'static str,
     default: u64,

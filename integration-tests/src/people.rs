@@ -120,3 +120,15 @@ pub async fn sign_in(origin: &str, username: &str, password: &str) -> Result<Str
     }
     Err("no session after 20 hops".to_owned())
 }
+
+/// The value of the cookie `name` that `response` sets (empty when it clears it).
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next()?.split_once('='))
+        .find(|(cookie, _)| cookie.trim() == name)
+        .map(|(_, value)| value.trim().to_owned())
+}

@@ -603,10 +603,9 @@ impl GatewayStack {
                 ("AUTH_SESSION_ISSUER", idp.issuer.clone()),
                 ("AUTH_SESSION_PUBLIC_URL", origin.clone()),
                 ("AUTH_SESSION_KEY_FILE", key_file.display().to_string()),
-                (
-                    "AUTH_SESSION_SCOPES",
-                    "openid profile email groups offline_access".into(),
-                ),
+                // No offline_access: the refresh token stays bound to the IdP session, so the
+                // IdP's logout revokes it.
+                ("AUTH_SESSION_SCOPES", "openid profile email groups".into()),
             ]);
         }
         env.extend(
@@ -686,7 +685,7 @@ pub const DEMO_PERSON: (&str, &str, &str) =
     ("alice", "alice-demo-password", "mcp-registry-operator");
 
 /// The session key of the stacks with sign-in (base64 of 32 bytes); a deployment makes its own.
-const SESSION_KEY: &str = "YnJvd3Nlci10ZXN0LXNlc3Npb24ta2V5LTMyLWJ5dGVzIQ==";
+pub const SESSION_KEY: &str = "YnJvd3Nlci10ZXN0LXNlc3Npb24ta2V5LTMyLWJ5dGVzIQ==";
 
 // ---------------------------------------------------------------------------------------------
 // Fault injection and raw HTTP, for the hostile-input and fault suites

@@ -14,10 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use auth_server::session::{Session, SessionRules};
+use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use integration_tests::mcp_client::{ConnectOptions, McpClient};
+use integration_tests::people::set_cookie;
 use integration_tests::stack::{
-    DEMO_PERSON, Front, GatewayStack, Process, free_port, repo_root, require, wait_for_port,
+    DEMO_PERSON, Front, GatewayStack, Process, SESSION_KEY, free_port, repo_root, require,
+    wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -131,6 +135,15 @@ impl Browser {
             })
     }
 
+    /// Types a username and a password into the IdP's login form.
+    async fn type_credentials(&self, username: &str, password: &str) {
+        for (field, text) in [("#username", username), ("#password", password)] {
+            let input = self.wait_for(field).await;
+            input.clear().await.unwrap();
+            input.send_keys(text).await.unwrap();
+        }
+    }
+
     async fn text(&self, css: &str) -> String {
         self.wait_for(css).await.text().await.expect("text")
     }
@@ -169,16 +182,15 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// The value of the cookie `name` a response sets (a non-empty one).
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(|value| fantoccini::cookies::Cookie::parse(value.to_owned()).ok())
-        .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
-        .map(|cookie| cookie.value().to_owned())
+/// `/oauth2/userinfo` with a session cookie: status and body.
+async fn refresh_copy(http: &reqwest::Client, origin: &str, cookie: &str) -> (u16, Value) {
+    let response = http
+        .get(format!("{origin}/oauth2/userinfo"))
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// The tools the page shows, per server, sorted.
@@ -242,18 +254,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     browser.screenshot("idp-login").await;
 
     // A wrong password is refused by the IdP.
-    browser
-        .wait_for("#username")
-        .await
-        .send_keys(demo_user)
-        .await
-        .unwrap();
-    browser
-        .wait_for("#password")
-        .await
-        .send_keys("wrong")
-        .await
-        .unwrap();
+    browser.type_credentials(demo_user, "wrong").await;
     browser.wait_for("#sign-in").await.click().await.unwrap();
     assert!(
         browser
@@ -263,18 +264,7 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     );
 
     // 2. The demo user signs in and lands back on /ui/, with their name and groups.
-    browser
-        .wait_for("#username")
-        .await
-        .send_keys(demo_user)
-        .await
-        .unwrap();
-    browser
-        .wait_for("#password")
-        .await
-        .send_keys(demo_password)
-        .await
-        .unwrap();
+    browser.type_credentials(demo_user, demo_password).await;
     browser.screenshot("credentials-typed").await;
     browser.wait_for("#sign-in").await.click().await.unwrap();
     browser.wait_for("body[data-ready=true]").await;
@@ -433,7 +423,9 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     assert_eq!(started.status(), 302);
     let authorize = started.headers()["location"].to_str().unwrap().to_owned();
     assert!(authorize.starts_with(&idp_base), "{authorize}");
-    let pending = set_cookie(&started, PENDING_COOKIE).expect("the sign-in cookie");
+    let pending = set_cookie(&started, PENDING_COOKIE)
+        .filter(|value| !value.is_empty())
+        .expect("the sign-in cookie");
     let response = http
         .get(format!(
             "{origin}/oauth2/callback?code=abc&state=not-the-state"
@@ -484,6 +476,24 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
         "the session stays"
     );
 
+    // A copy of the cookie whose window has ended (made here with the stack's key, as time
+    // would) is refreshed with the IdP while the person is signed in.
+    let rules = SessionRules::new(
+        origin.clone(),
+        "auth-server-ui".into(),
+        vec![cookie::Key::derive_from(
+            &base64::engine::general_purpose::STANDARD
+                .decode(SESSION_KEY)
+                .unwrap(),
+        )],
+    );
+    let mut copy: Session = rules.unseal(rules.cookie_name, &cookie).unwrap();
+    assert!(copy.refresh_token.is_some(), "the IdP gave a refresh token");
+    copy.valid_until = 0;
+    let stale_copy = rules.seal(rules.cookie_name, &copy).unwrap();
+    let refreshed = refresh_copy(&http, &origin, &stale_copy).await;
+    assert_eq!(refreshed.0, 200, "before sign-out: {}", refreshed.1);
+
     // 7. Sign out: the IdP asks, the session ends, and the page sends the browser to sign in.
     browser.client.goto(&format!("{origin}/ui/")).await.unwrap();
     browser.wait_for("body[data-ready=true]").await;
@@ -492,6 +502,14 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     browser.screenshot("idp-asks-to-sign-out").await;
     browser.wait_for("#logout-yes").await.click().await.unwrap();
     browser.wait_for("#username").await;
+    // The IdP's logout revoked the session's refresh token: the copy taken before sign-out,
+    // which refreshed then, is not refreshed any more.
+    let refreshed = refresh_copy(&http, &origin, &stale_copy).await;
+    assert_eq!(
+        refreshed.0, 401,
+        "a copied cookie is refreshed after sign-out: {}",
+        refreshed.1
+    );
     assert!(
         browser
             .url()

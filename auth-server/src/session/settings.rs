@@ -7,7 +7,7 @@ use cookie::Key;
 use serde::Deserialize;
 
 use super::SessionRules;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, number as seconds};
 
 /// The validated settings of people's sign-in.
 #[derive(Clone)]
@@ -261,28 +261,6 @@ fn keys(value: Option<String>, file: Option<String>) -> Result<Vec<Key>, ConfigE
         return Err(error(variable, "holds no key"));
     }
     Ok(keys)
-}
-
-fn seconds(
-    value: Option<String>,
-    variable: &'static str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    let Some(text) = value else {
-        return Ok(default);
-    };
-    let parsed: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| error(variable, format!("`{text}` is not a whole number")))?;
-    if !range.contains(&parsed) {
-        return Err(error(
-            variable,
-            format!("{parsed} is outside {}..={}", range.start(), range.end()),
-        ));
-    }
-    Ok(parsed)
 }
 
 #[cfg(test)]
