@@ -102,6 +102,15 @@ pub fn from_vars(vars: &[(String, String)]) -> Result<Option<SessionSettings>, C
         }
         return Ok(None);
     };
+    // Plain http only where the rest of the configuration allows it: loopback, or a host named
+    // in AUTH_INSECURE_HTTP_HOSTS (a compose network's IdP).
+    let insecure_hosts: Vec<&str> = vars
+        .iter()
+        .filter(|(name, _)| name == "AUTH_INSECURE_HTTP_HOSTS")
+        .flat_map(|(_, hosts)| hosts.split(','))
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .collect();
     let issuer = raw
         .issuer
         .map(|issuer| issuer.trim().to_owned())
@@ -111,14 +120,18 @@ pub fn from_vars(vars: &[(String, String)]) -> Result<Option<SessionSettings>, C
                 "is required for browser sign-in: the OIDC issuer URL people sign in with",
             )
         })?;
-    http_url("AUTH_SESSION_ISSUER", &issuer)?;
+    http_url("AUTH_SESSION_ISSUER", &issuer, &insecure_hosts)?;
     let public_url = raw.public_url.ok_or_else(|| {
         error(
             "AUTH_SESSION_PUBLIC_URL",
             "is required for browser sign-in: the gateway's URL as a browser reaches it, e.g. https://mcp.example.com",
         )
     })?;
-    let public_origin = origin("AUTH_SESSION_PUBLIC_URL", public_url.trim())?;
+    let public_origin = origin(
+        "AUTH_SESSION_PUBLIC_URL",
+        public_url.trim(),
+        &insecure_hosts,
+    )?;
     let client_secret = secret(raw.client_secret, raw.client_secret_file)?;
     let keys = keys(raw.keys, raw.key_file)?;
     let lifetime_seconds = seconds(
@@ -161,20 +174,44 @@ pub fn from_vars(vars: &[(String, String)]) -> Result<Option<SessionSettings>, C
     }))
 }
 
-/// Checks an http(s) URL.
-fn http_url(variable: &'static str, text: &str) -> Result<openidconnect::url::Url, ConfigError> {
+/// Checks an https URL, or an http one on loopback or a host named in `insecure_hosts`.
+fn http_url(
+    variable: &'static str,
+    text: &str,
+    insecure_hosts: &[&str],
+) -> Result<openidconnect::url::Url, ConfigError> {
+    use openidconnect::url::Host;
     let url = openidconnect::url::Url::parse(text)
         .map_err(|err| error(variable, format!("`{text}` is not a URL: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(error(variable, format!("`{text}` is not an http(s) URL")));
+    let plain_allowed = match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name == "localhost" || insecure_hosts.contains(&name),
+        None => false,
+    };
+    match url.scheme() {
+        _ if url.host().is_none() => Err(error(variable, format!("`{text}` names no host"))),
+        "https" => Ok(url),
+        "http" if plain_allowed => Ok(url),
+        "http" => Err(error(
+            variable,
+            format!(
+                "`{text}`: plain http is accepted on loopback or for a host named in \
+                 AUTH_INSECURE_HTTP_HOSTS only; use https://"
+            ),
+        )),
+        _ => Err(error(variable, format!("`{text}` is not an http(s) URL"))),
     }
-    Ok(url)
 }
 
 /// The origin of the gateway's URL (`scheme://host[:port]`, the default port left out, as
 /// browsers send it in `Origin`); a path is refused: sign-in lives at the gateway's root.
-fn origin(variable: &'static str, text: &str) -> Result<String, ConfigError> {
-    let url = http_url(variable, text)?;
+fn origin(
+    variable: &'static str,
+    text: &str,
+    insecure_hosts: &[&str],
+) -> Result<String, ConfigError> {
+    let url = http_url(variable, text, insecure_hosts)?;
     if url.path() != "/" || url.query().is_some() {
         return Err(error(
             variable,
@@ -306,7 +343,7 @@ mod tests {
         assert_eq!(settings.refresh_seconds, 300);
         assert_eq!(settings.scopes, ["openid", "profile", "email"]);
         let https =
-            super::origin("AUTH_SESSION_PUBLIC_URL", "https://GW.example:443").expect("url");
+            super::origin("AUTH_SESSION_PUBLIC_URL", "https://GW.example:443", &[]).expect("url");
         assert_eq!(https, "https://gw.example");
     }
 
@@ -331,6 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_only_on_loopback_or_named_hosts() {
+        let mut vars = base();
+        vars.retain(|(name, _)| *name != "AUTH_SESSION_ISSUER");
+        vars.push(("AUTH_SESSION_ISSUER", "http://idp:9000"));
+        let err = settings(&vars).expect_err("plain http to a named host");
+        assert!(err.reason.contains("AUTH_INSECURE_HTTP_HOSTS"), "{err}");
+        vars.push(("AUTH_INSECURE_HTTP_HOSTS", "other, idp"));
+        assert!(settings(&vars).expect("named").is_some());
+        vars.retain(|(name, _)| *name != "AUTH_SESSION_ISSUER");
+        vars.push(("AUTH_SESSION_ISSUER", "http://[::1]:9000"));
+        assert!(settings(&vars).expect("loopback").is_some());
+    }
+
+    #[test]
     fn other_bad_values_name_their_variable() {
         let cases = [
             ("AUTH_SESSION_PUBLIC_URL", "ftp://gw"),
@@ -338,6 +389,8 @@ mod tests {
             ("AUTH_SESSION_ISSUER", "not a url"),
             ("AUTH_SESSION_LIFETIME_SECONDS", "forever"),
             ("AUTH_SESSION_SCOPES", "profile email"),
+            ("AUTH_SESSION_ISSUER", "http://idp.example.com"),
+            ("AUTH_SESSION_PUBLIC_URL", "http://gw.example.com"),
         ];
         for (variable, value) in cases {
             let mut vars = base();
