@@ -155,7 +155,7 @@ pub fn status_of(reason: &DenyReason) -> Status {
         | DenyReason::BadCredentials(_)
         | DenyReason::Token(_)
         | DenyReason::CognitoHeader { .. } => (401, RpcCode::Unauthenticated),
-        DenyReason::NoKeySet | DenyReason::Busy => (503, RpcCode::Unavailable),
+        DenyReason::NoKeySet { .. } | DenyReason::Busy => (503, RpcCode::Unavailable),
         DenyReason::IngressTokenAsEgress
         | DenyReason::BadHeader { .. }
         | DenyReason::BadTarget(_)
@@ -170,7 +170,7 @@ pub fn status_of(reason: &DenyReason) -> Status {
 fn error_code(reason: &DenyReason) -> &'static str {
     match reason {
         DenyReason::BodyTooLarge => "request_too_large",
-        DenyReason::NoKeySet | DenyReason::Busy => "temporarily_unavailable",
+        DenyReason::NoKeySet { .. } | DenyReason::Busy => "temporarily_unavailable",
         DenyReason::MethodNotAllowed(_) => "method_not_allowed",
         DenyReason::UnsafeIdentity(_) => "identity_not_representable",
         _ => "invalid_request",
@@ -186,7 +186,8 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
         DenyReason::Token(err) => match err {
             TokenError::Expired => "token_expired",
             TokenError::NotYetValid | TokenError::IssuedInFuture => "token_not_yet_valid",
-            TokenError::WrongIssuer => "token_wrong_issuer",
+            TokenError::WrongIssuer | TokenError::UnknownIssuer => "token_wrong_issuer",
+            TokenError::GroupOverage => "token_group_overage",
             TokenError::WrongAudience => "token_wrong_audience",
             TokenError::ClientNotAllowed => "token_client_not_allowed",
             TokenError::UnknownKid(_) => "token_unknown_kid",
@@ -198,7 +199,7 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
             _ => "token_invalid",
         },
         DenyReason::CognitoHeader { .. } => "cognito_header_mismatch",
-        DenyReason::NoKeySet => "no_key_set",
+        DenyReason::NoKeySet { .. } => "no_key_set",
         DenyReason::IngressTokenAsEgress => "ingress_token_as_egress",
         DenyReason::BadHeader { .. } => "bad_header",
         DenyReason::BadTarget(_) => "bad_target",
@@ -234,9 +235,10 @@ pub fn describe(reason: &DenyReason, settings: &AnswerSettings) -> String {
             HeaderProblem::Repeated => format!("{header} is repeated"),
             HeaderProblem::Unreadable => format!("{header} is not readable text"),
         },
-        DenyReason::NoKeySet => {
-            "the identity provider's key set is not available yet; retry later".to_owned()
-        }
+        DenyReason::NoKeySet { issuer } => format!(
+            "the key set of the token's identity provider (`{issuer}`) is not available yet; \
+             retry later"
+        ),
         DenyReason::Busy => {
             "too many large request bodies are being inspected at once; retry shortly".to_owned()
         }

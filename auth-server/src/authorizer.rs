@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::answer::{self, Answer, AnswerSettings};
 use crate::config::Config;
-use crate::decision::{self, Context, Decision, DenyReason, Settings, Snapshot};
+use crate::decision::{self, Context, Decision, DenyReason, Issuer, Settings, Snapshot};
 use crate::jwks::fetch::KeyStore;
 use crate::metrics::{State, StateSource};
 use crate::policy::{CompiledPolicy, PolicyError};
@@ -54,7 +54,8 @@ pub trait CheckInput {
 pub struct Authorizer {
     settings: Settings,
     answers: AnswerSettings,
-    keys: Arc<KeyStore>,
+    /// One key store per trusted issuer, in the order of `settings.issuers`.
+    keys: Vec<Arc<KeyStore>>,
     policy: ArcSwap<CompiledPolicy>,
     policy_file: PathBuf,
     cache: TokenCache,
@@ -74,14 +75,28 @@ struct ReloadStats {
 }
 
 impl Authorizer {
-    /// Builds the state from a validated configuration and a loaded policy.
-    pub fn new(config: &Config, policy: CompiledPolicy, keys: Arc<KeyStore>) -> Self {
+    /// Builds the state from a validated configuration, a loaded policy and one key store per
+    /// configured issuer (in the order of `config.issuers`).
+    pub fn new(config: &Config, policy: CompiledPolicy, keys: Vec<Arc<KeyStore>>) -> Self {
+        assert_eq!(
+            keys.len(),
+            config.issuers.len(),
+            "one key store per trusted issuer"
+        );
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|issuer| Issuer {
+                name: issuer.name.clone(),
+                auth_method: issuer.auth_method.clone(),
+                rules: issuer.rules.clone(),
+                cognito_pool: issuer.cognito_pool.clone(),
+            })
+            .collect();
         Authorizer {
             settings: Settings {
-                rules: config.rules.clone(),
-                cognito_pool: config.cognito_pool.clone(),
+                issuers,
                 max_batch: config.max_batch,
-                auth_method: config.rules.provider.name().to_owned(),
             },
             answers: AnswerSettings {
                 resource_metadata: config.resource_url.as_deref().map(resource_metadata_url),
@@ -107,8 +122,10 @@ impl Authorizer {
         let decision = if large {
             let input = Arc::new(input.into_sendable());
             let decision = self.check_large(&input).await;
+            let issuer = self.issuer_name(&decision);
             record::decision(
                 &decision,
+                issuer,
                 input.facts().body,
                 input.request_id(),
                 started.elapsed(),
@@ -116,7 +133,14 @@ impl Authorizer {
             decision
         } else {
             let decision = self.check(&facts).await;
-            record::decision(&decision, facts.body, input.request_id(), started.elapsed());
+            let issuer = self.issuer_name(&decision);
+            record::decision(
+                &decision,
+                issuer,
+                facts.body,
+                input.request_id(),
+                started.elapsed(),
+            );
             decision
         };
         answer::answer(decision, &self.answers)
@@ -127,7 +151,9 @@ impl Authorizer {
     pub async fn check(&self, request: &CheckRequest<'_>) -> Decision {
         let decision = self.decide_now(request);
         match unknown_kid(&decision) {
-            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => self.decide_now(request),
+            Some((issuer, kid)) if self.keys[issuer].refresh_for_unknown_kid(kid).await => {
+                self.decide_now(request)
+            }
             _ => decision,
         }
     }
@@ -140,7 +166,7 @@ impl Authorizer {
     ) -> Decision {
         let decision = self.decide_on_pool(input).await;
         match unknown_kid(&decision) {
-            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => {
+            Some((issuer, kid)) if self.keys[issuer].refresh_for_unknown_kid(kid).await => {
                 self.decide_on_pool(input).await
             }
             _ => decision,
@@ -154,6 +180,7 @@ impl Authorizer {
         let Some(permit) = self.large_check_permit().await else {
             return Decision::Deny {
                 identity: None,
+                issuer: None,
                 reason: DenyReason::Busy,
             };
         };
@@ -170,6 +197,7 @@ impl Authorizer {
             tracing::error!(error = %err, "a large check did not finish");
             Decision::Deny {
                 identity: None,
+                issuer: None,
                 reason: DenyReason::Busy,
             }
         })
@@ -186,8 +214,17 @@ impl Authorizer {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             policy: self.policy.load_full(),
-            keys: self.keys.current(),
+            keys: self.keys.iter().map(|store| store.current()).collect(),
         }
+    }
+
+    /// The name of the issuer a decision involved, for the log.
+    fn issuer_name(&self, decision: &Decision) -> Option<&str> {
+        let issuer = match decision {
+            Decision::Allow(allowed) => Some(allowed.issuer),
+            Decision::Deny { issuer, .. } => *issuer,
+        }?;
+        Some(self.settings.issuers[issuer].name.as_str())
     }
 
     /// Decides with `snapshot` at `now`; never waits.
@@ -229,13 +266,26 @@ impl Authorizer {
         Ok(())
     }
 
-    /// Whether checks can be answered: a key set is available (the policy always is).
+    /// Whether checks can be answered for every issuer: each has a key set (the policy always
+    /// is there).
     pub fn ready(&self) -> bool {
-        self.keys.current().is_some()
+        self.keys.iter().all(|store| store.current().is_some())
     }
 
-    /// The key store.
-    pub fn keys(&self) -> &Arc<KeyStore> {
+    /// The names of the issuers without a key set yet: checks of their tokens answer 503 while
+    /// those of the others go on.
+    pub fn issuers_not_ready(&self) -> Vec<&str> {
+        self.settings
+            .issuers
+            .iter()
+            .zip(&self.keys)
+            .filter(|(_, store)| store.current().is_none())
+            .map(|(issuer, _)| issuer.name.as_str())
+            .collect()
+    }
+
+    /// The key stores, one per trusted issuer.
+    pub fn keys(&self) -> &[Arc<KeyStore>] {
         &self.keys
     }
 
@@ -249,9 +299,12 @@ impl Authorizer {
         self.resource_url.as_deref()
     }
 
-    /// The configured issuer.
-    pub fn issuer(&self) -> &str {
-        &self.settings.rules.issuer
+    /// The `iss` of every trusted issuer (the authorization servers of RFC 9728 metadata).
+    pub fn issuer_urls(&self) -> impl Iterator<Item = &str> {
+        self.settings
+            .issuers
+            .iter()
+            .map(|issuer| issuer.rules.issuer.as_str())
     }
 
     /// `AUTH_MAX_BODY_BYTES`: the shells read no more.
@@ -263,20 +316,28 @@ impl Authorizer {
 impl StateSource for Authorizer {
     fn state(&self) -> State {
         let (hits, misses) = self.cache.hits_and_misses();
-        let fetches = self.keys.stats();
-        let last_fetch = fetches.last_success_unix.load(Relaxed);
+        let stats = self.keys.iter().map(|store| store.stats());
+        let succeeded = stats.clone().map(|s| s.succeeded.load(Relaxed)).sum();
+        let failed = stats.clone().map(|s| s.failed.load(Relaxed)).sum();
+        // The age of the stalest key set: 0 (never fetched) for any issuer means never.
+        let oldest_fetch = stats
+            .map(|s| s.last_success_unix.load(Relaxed))
+            .min()
+            .unwrap_or(0);
         State {
             token_cache_hits: hits,
             token_cache_misses: misses,
             token_cache_entries: self.cache.len() as u64,
-            jwks_refresh_succeeded: fetches.succeeded.load(Relaxed),
-            jwks_refresh_failed: fetches.failed.load(Relaxed),
-            jwks_age_seconds: (last_fetch > 0)
-                .then(|| crate::unix_now().saturating_sub(last_fetch)),
+            jwks_refresh_succeeded: succeeded,
+            jwks_refresh_failed: failed,
+            jwks_age_seconds: (oldest_fetch > 0)
+                .then(|| crate::unix_now().saturating_sub(oldest_fetch)),
             jwks_keys: self
                 .keys
-                .current()
-                .map_or(0, |current| current.keys.len() as u64),
+                .iter()
+                .filter_map(|store| store.current())
+                .map(|current| current.keys.len() as u64)
+                .sum(),
             policy_reloads_succeeded: self.reloads.succeeded.load(Relaxed),
             policy_reloads_failed: self.reloads.failed.load(Relaxed),
             ready: self.ready(),
@@ -284,13 +345,14 @@ impl StateSource for Authorizer {
     }
 }
 
-/// The `kid` of a token refused for naming a key the set does not hold.
-fn unknown_kid(decision: &Decision) -> Option<&str> {
+/// The issuer and `kid` of a token refused for naming a key its issuer's set does not hold.
+fn unknown_kid(decision: &Decision) -> Option<(usize, &str)> {
     match decision {
         Decision::Deny {
             reason: DenyReason::Token(TokenError::UnknownKid(kid)),
+            issuer: Some(issuer),
             ..
-        } => Some(kid),
+        } => Some((*issuer, kid)),
         _ => None,
     }
 }

@@ -28,27 +28,37 @@ pub struct CognitoPool {
     pub user_pool_id: String,
 }
 
+/// A trusted token issuer, as a decision needs it.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// Its name, for the log.
+    pub name: String,
+    /// `X-Auth-Method` of the requests it vouches for.
+    pub auth_method: String,
+    /// What its tokens must satisfy.
+    pub rules: TokenRules,
+    /// Its Cognito pool, when it is one.
+    pub cognito_pool: Option<CognitoPool>,
+}
+
 /// What the configuration fixes for every decision.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// What a token must satisfy.
-    pub rules: TokenRules,
-    /// The Cognito pool, when the provider is Cognito.
-    pub cognito_pool: Option<CognitoPool>,
+    /// The trusted issuers; a token is matched to one by its exact `iss`.
+    pub issuers: Vec<Issuer>,
     /// Most messages in one JSON-RPC batch (`AUTH_MAX_BATCH`).
     pub max_batch: usize,
-    /// `X-Auth-Method` of a token-authenticated request.
-    pub auth_method: String,
 }
 
 /// Everything a decision reads that can change while the process runs, loaded once per
-/// request: the policy in force and the key set with its generation.
+/// request: the policy in force and each issuer's key set with its generation.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The policy in force.
     pub policy: Arc<CompiledPolicy>,
-    /// The key set and its generation, if one was ever fetched.
-    pub keys: Option<Arc<VersionedKeys>>,
+    /// Each issuer's key set and its generation (in the order of [`Settings::issuers`]), if one
+    /// was ever fetched.
+    pub keys: Vec<Option<Arc<VersionedKeys>>>,
 }
 
 /// What one decision reads: a snapshot, the settings, the verified-token cache and the time.
@@ -64,7 +74,7 @@ pub struct Context<'a> {
     pub now: u64,
 }
 
-/// One JSON-RPC message's method and tool, for the log.
+/// One JSON-RPC message's method and tool, for the log and the answer headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSummary {
     /// JSON-RPC method; empty for a response or a body-less GET/DELETE.
@@ -78,6 +88,8 @@ pub struct CallSummary {
 pub struct Allowed {
     /// Who.
     pub identity: Arc<VerifiedToken>,
+    /// The issuer that vouched for it (an index into [`Settings::issuers`]).
+    pub issuer: usize,
     /// The scopes that were applied.
     pub scopes: Vec<String>,
     /// The MCP server.
@@ -97,7 +109,8 @@ pub struct Forbidden {
     pub server: String,
     /// The first denied message.
     pub call: CallSummary,
-    /// Scope names that would allow it (for `WWW-Authenticate`).
+    /// Scope names that would allow the denied messages, for `WWW-Authenticate`: for a
+    /// batch, the union over every denied message; never `offline_access`.
     pub scopes_that_allow: Vec<String>,
 }
 
@@ -130,8 +143,11 @@ pub enum DenyReason {
         /// What is wrong with it.
         problem: HeaderProblem,
     },
-    /// 503: no key set to verify with.
-    NoKeySet,
+    /// 503: the token's issuer has no key set to verify with yet.
+    NoKeySet {
+        /// The issuer's name.
+        issuer: String,
+    },
     /// 400: the ingress token is also the egress token: it would reach the upstream.
     IngressTokenAsEgress,
     /// 400: a header the check reads is repeated or unreadable.
@@ -165,6 +181,8 @@ pub enum Decision {
     Deny {
         /// Who, when the token was verified.
         identity: Option<Arc<VerifiedToken>>,
+        /// The trusted issuer the token named, when it named one.
+        issuer: Option<usize>,
         /// Why.
         reason: DenyReason,
     },
@@ -174,6 +192,7 @@ impl Decision {
     fn deny(reason: DenyReason) -> Self {
         Decision::Deny {
             identity: None,
+            issuer: None,
             reason,
         }
     }
@@ -184,12 +203,23 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
     let Body::Complete(body) = request.body else {
         return Decision::deny(DenyReason::BodyTooLarge);
     };
-    let (identity, ingress) = match authenticate(request, context) {
+    let Authenticated {
+        identity,
+        issuer,
+        ingress,
+    } = match authenticate(request, context) {
         Ok(authenticated) => authenticated,
-        Err(reason) => return Decision::deny(reason),
+        Err((reason, issuer)) => {
+            return Decision::Deny {
+                identity: None,
+                issuer,
+                reason,
+            };
+        }
     };
     let denied = |reason| Decision::Deny {
         identity: Some(identity.clone()),
+        issuer: Some(issuer),
         reason,
     };
     if let Err(reason) = check_egress(&request.credentials, ingress) {
@@ -210,31 +240,44 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         policy.scopes_for_groups(&identity.groups)
     };
     let mut calls = Vec::with_capacity(messages.len());
+    let mut first_denied = None;
+    // One challenge names every scope the whole request needs (MCP: no incremental
+    // challenges): for a batch, the union over its denied calls.
+    let mut needed: Vec<&str> = Vec::new();
     for message in messages.iter() {
         let access = access_of(message);
-        let call = summary_of(access);
         if !policy.allows(&scopes, &server, access) {
-            let scopes_that_allow = policy
-                .scopes_allowing(&server, access)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            return denied(DenyReason::Forbidden(Forbidden {
-                server,
-                call,
-                scopes_that_allow,
-            }));
+            for scope in policy.scopes_allowing(&server, access) {
+                // A refresh token is not a resource's requirement (MCP authorization).
+                if scope != "offline_access" && !needed.contains(&scope) {
+                    needed.push(scope);
+                }
+            }
+            first_denied.get_or_insert_with(|| summary_of(access));
         }
-        calls.push(call);
+        if first_denied.is_none() {
+            calls.push(summary_of(access));
+        }
+    }
+    if let Some(call) = first_denied {
+        needed.sort_unstable();
+        let scopes_that_allow = needed.into_iter().map(str::to_owned).collect();
+        return denied(DenyReason::Forbidden(Forbidden {
+            server,
+            call,
+            scopes_that_allow,
+        }));
     }
     let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
-    let headers = match identity_headers(&identity, &scopes, &server, &calls, context.settings) {
+    let auth_method = &context.settings.issuers[issuer].auth_method;
+    let headers = match identity_headers(&identity, &scopes, &server, &calls, auth_method) {
         Ok(headers) => headers,
         Err(reason) => return denied(reason),
     };
     Decision::Allow(Allowed {
         scopes,
         identity,
+        issuer,
         server,
         calls,
         headers,
@@ -363,39 +406,74 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && all_token68).then_some(token)
 }
 
+/// A verified caller: who, which trusted issuer vouched for it, and where its token came.
+struct Authenticated {
+    identity: Arc<VerifiedToken>,
+    issuer: usize,
+    ingress: IngressHeader,
+}
+
+/// A refusal, and the issuer the token named when it named a trusted one.
+type Unauthenticated = (DenyReason, Option<usize>);
+
 fn authenticate(
     request: &CheckRequest<'_>,
     context: &Context<'_>,
-) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
-    let (token, header) = ingress_token(&request.credentials)?;
-    let identity = verified(token, context)?;
-    check_cognito_headers(
-        &request.cognito,
-        context.settings.cognito_pool.as_ref(),
-        &identity,
-    )?;
-    Ok((identity, header))
+) -> Result<Authenticated, Unauthenticated> {
+    let (token, ingress) = ingress_token(&request.credentials).map_err(|reason| (reason, None))?;
+    let (identity, issuer) = verified(token, context)?;
+    let pool = context.settings.issuers[issuer].cognito_pool.as_ref();
+    check_cognito_headers(&request.cognito, pool, &identity)
+        .map_err(|reason| (reason, Some(issuer)))?;
+    Ok(Authenticated {
+        identity,
+        issuer,
+        ingress,
+    })
 }
 
-/// The token's identity, from the cache or by verifying it with the snapshot's key set; a
-/// verification is cached under the generation of the very set that verified it.
-fn verified(token: &str, context: &Context<'_>) -> Result<Arc<VerifiedToken>, DenyReason> {
-    let Some(keys) = context.snapshot.keys.as_deref() else {
-        return Err(DenyReason::NoKeySet);
+/// The token's identity and the issuer that vouches for it, from the cache or by verifying it.
+/// The token is matched to a trusted issuer by its exact `iss` before any key is looked at, and
+/// only that issuer's keys (its set in the snapshot) may verify it; a verification is cached
+/// under the generation of the very set that verified it.
+fn verified(
+    token: &str,
+    context: &Context<'_>,
+) -> Result<(Arc<VerifiedToken>, usize), Unauthenticated> {
+    let snapshot = context.snapshot;
+    let generation_of = |issuer: usize| {
+        snapshot
+            .keys
+            .get(issuer)
+            .and_then(Option::as_deref)
+            .map(|keys| keys.generation)
     };
-    let rules = &context.settings.rules;
-    if let Some(hit) = context
-        .cache
-        .get(token, keys.generation, context.now, rules.leeway_seconds)
-    {
+    if let Some(hit) = context.cache.get(token, context.now, generation_of) {
         return Ok(hit);
     }
-    let identity =
-        Arc::new(token::verify(token, &keys.keys, rules, context.now).map_err(DenyReason::Token)?);
-    context
-        .cache
-        .insert(token, identity.clone(), keys.generation);
-    Ok(identity)
+    let unverified = token::read(token).map_err(|err| (DenyReason::Token(err), None))?;
+    let issuers = &context.settings.issuers;
+    let issuer = issuers
+        .iter()
+        .position(|issuer| issuer.rules.issuer == unverified.issuer())
+        .ok_or((DenyReason::Token(TokenError::UnknownIssuer), None))?;
+    let Some(keys) = snapshot.keys.get(issuer).and_then(Option::as_deref) else {
+        let name = issuers[issuer].name.clone();
+        return Err((DenyReason::NoKeySet { issuer: name }, Some(issuer)));
+    };
+    let rules = &issuers[issuer].rules;
+    let identity = unverified
+        .verify(&keys.keys, rules, context.now)
+        .map_err(|err| (DenyReason::Token(err), Some(issuer)))?;
+    let identity = Arc::new(identity);
+    context.cache.insert(
+        token,
+        identity.clone(),
+        issuer,
+        keys.generation,
+        rules.leeway_seconds,
+    );
+    Ok((identity, issuer))
 }
 
 /// A client never chooses which pool validates its token: seed headers must agree, and one that
@@ -550,7 +628,13 @@ fn check_mcp_headers(headers: &McpFacts<'_>, payload: &Payload) -> Result<(), Rp
         }
     }
     let method_header = read(headers.method, "Mcp-Method")?;
-    let name_header = read(headers.name, "Mcp-Name")?;
+    let name_header = match read(headers.name, "Mcp-Name")? {
+        Some(value) => Some(
+            sentinel_decoded(value)
+                .ok_or_else(|| mismatch("Mcp-Name is a malformed Base64 sentinel", None))?,
+        ),
+        None => None,
+    };
     let Payload::Single(Message::Call { id, method, name }) = payload else {
         return Err(mismatch(
             "Mcp-Method/Mcp-Name headers need a single request body",
@@ -563,13 +647,32 @@ fn check_mcp_headers(headers: &McpFacts<'_>, payload: &Payload) -> Result<(), Rp
             id.clone(),
         ));
     }
-    if name_header.is_some_and(|header| Some(header) != name.as_deref()) {
+    if name_header.is_some_and(|header| Some(header.as_ref()) != name.as_deref()) {
         return Err(mismatch(
             "Mcp-Name header does not match the body's name",
             id.clone(),
         ));
     }
     Ok(())
+}
+
+/// A header value in MCP's Base64 sentinel form (`=?base64?<Base64 of UTF-8>?=`, markers exact
+/// and lower case; MCP 2026-07-28, "Value Encoding") decoded; any other value as it is. `None`:
+/// a sentinel whose content is not Base64 of UTF-8.
+fn sentinel_decoded(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let Some(encoded) = value
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    else {
+        return Some(std::borrow::Cow::Borrowed(value));
+    };
+    let bytes = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
 }
 
 /// The identity headers of an allow, checked: a claim that cannot be a header value fails the
@@ -580,7 +683,7 @@ fn identity_headers(
     scopes: &[String],
     server: &str,
     calls: &[CallSummary],
-    settings: &Settings,
+    auth_method: &str,
 ) -> Result<IdentityHeaders, DenyReason> {
     let joined = |field: fn(&CallSummary) -> &str| {
         let mut text = String::new();
@@ -597,7 +700,7 @@ fn identity_headers(
         identity.username.clone(),
         identity.client_id.clone(),
         scopes.join(" "),
-        settings.auth_method.clone(),
+        auth_method.to_owned(),
         server.to_owned(),
         joined(|call| &call.method),
         joined(|call| call.tool.as_deref().unwrap_or("")),
@@ -753,6 +856,35 @@ mod tests {
             HeaderFact::Once(r#"Digest username="u", realm="r""#),
         );
         assert_eq!(check_egress(&digest, IngressHeader::XAuthorization), Ok(()));
+    }
+
+    #[test]
+    fn mcp_name_sentinels_are_decoded_and_malformed_ones_refused() {
+        assert_eq!(
+            sentinel_decoded("get_weather").as_deref(),
+            Some("get_weather")
+        );
+        assert_eq!(
+            sentinel_decoded("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(),
+            Some("Hello, 世界")
+        );
+        assert_eq!(
+            sentinel_decoded("=?base64?SGVsbG8sIOS4lueVjA?=").as_deref(),
+            Some("Hello, 世界"),
+            "padding may be left out"
+        );
+        // The spec's example of a plain value that looks like a sentinel, itself encoded.
+        assert_eq!(
+            sentinel_decoded("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(),
+            Some("=?base64?literal?=")
+        );
+        // Markers are exact and lower case: anything else is a plain value.
+        assert_eq!(
+            sentinel_decoded("=?BASE64?YQ==?=").as_deref(),
+            Some("=?BASE64?YQ==?=")
+        );
+        assert_eq!(sentinel_decoded("=?base64?not base64!?="), None);
+        assert_eq!(sentinel_decoded("=?base64?/w==?="), None, "not UTF-8");
     }
 
     #[test]

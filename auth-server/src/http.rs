@@ -242,15 +242,23 @@ async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
+/// 200 while every trusted issuer has a key set; otherwise 503 naming those without one
+/// (checks of the others' tokens go on meanwhile).
 async fn readyz(authorizer: web::Data<Authorizer>) -> HttpResponse {
-    if authorizer.ready() {
+    let not_ready = authorizer.issuers_not_ready();
+    if not_ready.is_empty() {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#)
     } else {
+        let document = serde_json::json!({
+            "status": "not_ready",
+            "reason": "no key set from these identity providers yet",
+            "issuers_not_ready": not_ready,
+        });
         HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(r#"{"status":"not_ready","reason":"no key set from the identity provider yet"}"#)
+            .body(document.to_string())
     }
 }
 
@@ -266,7 +274,7 @@ async fn resource_metadata(
         .trim_start_matches("/.well-known/oauth-protected-resource");
     let document = serde_json::json!({
         "resource": format!("{resource}{tail}"),
-        "authorization_servers": [authorizer.issuer()],
+        "authorization_servers": authorizer.issuer_urls().collect::<Vec<_>>(),
         "bearer_methods_supported": ["header"],
     });
     HttpResponse::Ok()

@@ -1,6 +1,6 @@
-//! What happens after a decision besides the answer: one log line (who, client id, groups,
-//! server, method, tool, result, status, reason, latency and the gateway's request id; never a
-//! token or a body) and the metrics. Fed from one place, the authorizer's pipeline, for every
+//! What happens after a decision besides the answer: one log line (who, client id, groups, the
+//! issuer that vouched, server, method, tool, result, status, reason, latency and the gateway's
+//! request id; never a token or a body) and the metrics. Fed from one place, the authorizer's pipeline, for every
 //! shell.
 
 use std::time::Duration;
@@ -13,6 +13,7 @@ use crate::request::Body;
 /// Records one decision: metrics, then the log line.
 pub(crate) fn decision(
     decision: &Decision,
+    issuer: Option<&str>,
     body: Body<'_>,
     request_id: Option<&str>,
     took: Duration,
@@ -31,6 +32,7 @@ pub(crate) fn decision(
     }
     let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     let request_id = request_id.unwrap_or("");
+    let issuer = issuer.unwrap_or("");
     match decision {
         Decision::Allow(allowed) => {
             let methods: Vec<&str> = allowed
@@ -51,6 +53,7 @@ pub(crate) fn decision(
                 who = allowed.identity.subject.as_str(),
                 client_id = allowed.identity.client_id.as_str(),
                 groups = allowed.identity.groups.join(",").as_str(),
+                issuer,
                 server = allowed.server.as_str(),
                 method = methods.join(",").as_str(),
                 tool = tools.join(",").as_str(),
@@ -59,7 +62,9 @@ pub(crate) fn decision(
                 request_id,
             );
         }
-        Decision::Deny { identity, reason } => {
+        Decision::Deny {
+            identity, reason, ..
+        } => {
             let (server, method, tool) = match reason {
                 DenyReason::Forbidden(forbidden) => (
                     forbidden.server.as_str(),
@@ -79,6 +84,7 @@ pub(crate) fn decision(
                     .map(|id| id.groups.join(","))
                     .unwrap_or_default()
                     .as_str(),
+                issuer,
                 server,
                 method,
                 tool,
