@@ -616,7 +616,8 @@ impl ConnectOptions {
             .default_headers(self.headers.clone())
             .no_proxy();
         if let Some(pem) = &self.tls_roots_pem {
-            builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem.as_bytes())?);
+            builder =
+                builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem.as_bytes())?);
         }
         Ok(match self.http_versions {
             HttpVersions::Negotiated => builder,

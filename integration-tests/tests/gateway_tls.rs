@@ -159,7 +159,11 @@ async fn mcp_over_https_with_a_verified_certificate(front: Front) {
         assert!(requests.len() >= 3, "{versions:?}: {}", requests.len());
         for request in &requests {
             let what = format!("{versions:?} {} {}", request.method, request.path);
-            assert_eq!(request.header_values("x-user"), ["operator-agent"], "{what}");
+            assert_eq!(
+                request.header_values("x-user"),
+                ["operator-agent"],
+                "{what}"
+            );
             assert_eq!(
                 request.header_values("authorization"),
                 ["Bearer egress-token-for-atlassian"],
@@ -197,7 +201,10 @@ async fn mcp_over_https_with_a_verified_certificate(front: Front) {
     assert_ne!(response.status(), 413);
     let received = stack.fininfo.log().requests();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body_len, sent, "the upstream got the whole body");
+    assert_eq!(
+        received[0].body_len, sent,
+        "the upstream got the whole body"
+    );
     stack.fininfo.log().clear();
     let huge = json!({"jsonrpc":"2.0","id":1,"method":"tools/list",
         "params":{"pad": "x".repeat(1_100_000)}})
