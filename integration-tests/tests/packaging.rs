@@ -953,23 +953,30 @@ fn kubernetes_manifests_pass_strict_schema_validation() {
     kubernetes_validate(&files, Some("1.30.0"), files.len());
 }
 
-#[test]
-fn kustomize_build_renders_valid_manifests_in_one_namespace() {
+/// `kubectl kustomize DIR`: the rendered manifests, also written to a file in a temporary
+/// directory (returned with it, for kubernetes-validate).
+fn kustomize(dir: &str) -> (String, tempfile::TempDir, PathBuf) {
     require(
         "kubectl (with its built-in kustomize)",
         on_path("kubectl"),
         "apt-get install kubernetes-client",
     );
-    let output = run(Command::new("kubectl").args(["kustomize", KUBE_DIR]));
+    let output = run(Command::new("kubectl").args(["kustomize", dir]));
     assert!(
         output.status.success(),
         "kubectl kustomize: {}",
         text(&output)
     );
     let rendered = String::from_utf8(output.stdout).expect("UTF-8");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("rendered.yaml");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let file = temp.path().join("rendered.yaml");
     std::fs::write(&file, &rendered).expect("write");
+    (rendered, temp, file)
+}
+
+#[test]
+fn kustomize_build_renders_valid_manifests_in_one_namespace() {
+    let (rendered, _dir, file) = kustomize(KUBE_DIR);
     let objects = yaml_documents(&rendered);
     assert_eq!(objects.len(), kube_resources().len());
     let namespace = objects
@@ -1543,21 +1550,7 @@ const GATEWAY_KUBE_DIR: &str = "deploy/kubernetes/gateway-nginx";
 
 #[test]
 fn kubernetes_gateway_mounts_the_tls_secret_read_only_where_render_sh_reads_it() {
-    require(
-        "kubectl (with its built-in kustomize)",
-        on_path("kubectl"),
-        "apt-get install kubernetes-client",
-    );
-    let output = run(Command::new("kubectl").args(["kustomize", GATEWAY_KUBE_DIR]));
-    assert!(
-        output.status.success(),
-        "kubectl kustomize: {}",
-        text(&output)
-    );
-    let rendered = String::from_utf8(output.stdout).expect("UTF-8");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("gateway.yaml");
-    std::fs::write(&file, &rendered).expect("write");
+    let (rendered, _dir, file) = kustomize(GATEWAY_KUBE_DIR);
     let objects: BTreeMap<String, Value> = yaml_documents(&rendered)
         .into_iter()
         .map(|object| (str_of(&object, "/kind").to_owned(), object))
