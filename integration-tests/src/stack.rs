@@ -197,14 +197,7 @@ impl Idp {
             }),
         )
         .await
-        .unwrap_or_else(|_| {
-            // Killed, so that its stdout closes: the runtime waits for the blocked reader
-            // thread when the test unwinds, and a hung node would hang the test forever.
-            let _ = child.kill();
-            let _ = child.wait();
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("IdP not ready within 30 s; its log:\n{output}")
-        })
+        .expect("IdP ready within 30 s")
         .expect("reader thread")
         .expect("IdP stdout");
         let ready: Value = serde_json::from_str(&ready).unwrap_or_else(|_| {
