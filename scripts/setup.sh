@@ -9,7 +9,8 @@ cd "$root"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose)
+# openssl: scripts/dev-cert.sh (the TLS variants' throwaway CA), used by the packaging tests.
+apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose openssl)
 # The packaging tests render deploy/kubernetes with kubectl's built-in kustomize: any kubectl
 # will do, Debian's when there is none.
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)

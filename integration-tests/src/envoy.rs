@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::stack::{Process, free_port, repo_root, require, wait_for_port};
+use crate::stack::{GatewayTls, Process, free_port, repo_root, require, wait_for_port};
 
 /// Which ext_authz transport Envoy uses to ask auth-server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct Envoy {
     pub addr: SocketAddr,
     /// The mode it was started in.
     pub mode: EnvoyMode,
+    /// Whether it runs the TLS variant (deploy/envoy/render-tls.sh): `addr` speaks HTTPS.
+    pub tls: bool,
     /// The rendered config, for a failing test's message.
     pub config: PathBuf,
     /// The process (stdout: the access log; stderr: Envoy's own log).
@@ -79,6 +81,18 @@ impl Envoy {
         servers: &[(&str, SocketAddr)],
         workdir: &Path,
     ) -> Envoy {
+        Self::start_with_tls(mode, auth, servers, workdir, None).await
+    }
+
+    /// As [`Envoy::start`]; with `tls`, the shipped config's TLS variant, as
+    /// deploy/envoy/render-tls.sh renders it, serving that certificate.
+    pub async fn start_with_tls(
+        mode: EnvoyMode,
+        auth: AuthAddrs,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+        tls: Option<&GatewayTls>,
+    ) -> Envoy {
         let binary = envoy_binary();
         require(
             "the Envoy binary",
@@ -91,7 +105,10 @@ impl Envoy {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
-        let shipped = std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config");
+        let shipped = match tls {
+            None => std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config"),
+            Some(tls) => render_tls_variant(mode, tls, addr, workdir),
+        };
         let config = render(&shipped, addr, auth, servers)
             .unwrap_or_else(|err| panic!("{}: {err}", mode.config_file().display()));
         // JSON is YAML: Envoy reads the rendered document from a .yaml file.
@@ -113,6 +130,7 @@ impl Envoy {
         let mut envoy = Envoy {
             addr,
             mode,
+            tls: tls.is_some(),
             config: path,
             process,
         };
@@ -127,8 +145,34 @@ impl Envoy {
 
     /// The gateway URL of an MCP server's endpoint.
     pub fn url(&self, server: &str) -> String {
-        format!("http://{}/{server}/mcp", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/{server}/mcp", self.addr)
     }
+}
+
+/// The TLS variant of the shipped config for `mode`, rendered by deploy/envoy/render-tls.sh
+/// (what an operator runs) into `workdir`.
+pub fn render_tls_variant(
+    mode: EnvoyMode,
+    tls: &GatewayTls,
+    listen: SocketAddr,
+    workdir: &Path,
+) -> String {
+    let output = workdir.join(format!("envoy-tls-{}.yaml", listen.port()));
+    let render = Command::new(repo_root().join("deploy/envoy/render-tls.sh"))
+        .arg(mode.config_file())
+        .arg(&output)
+        .env("TLS_CERT", &tls.cert)
+        .env("TLS_KEY", &tls.key)
+        .env("TLS_LISTEN", listen.to_string())
+        .output()
+        .expect("render-tls.sh runs");
+    assert!(
+        render.status.success(),
+        "render-tls.sh failed: {}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    std::fs::read_to_string(&output).expect("the rendered TLS variant")
 }
 
 fn socket_address(addr: SocketAddr) -> Value {

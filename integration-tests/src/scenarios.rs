@@ -595,6 +595,13 @@ pub async fn sse_progress_streams_through_the_gateway_without_buffering(front: F
     let client = connect(&stack, "currenttime", &admin)
         .await
         .expect("admin initializes");
+    assert_countdown_streams(&client).await;
+    client.close().await.unwrap();
+}
+
+/// A 4-step `countdown` on `client`'s currenttime session: its progress notifications arrive
+/// as they are sent (at least 0.6 s from first to last), not in one burst from a buffer.
+pub async fn assert_countdown_streams(client: &McpClient) {
     let (_, events) = client
         .call_tool_with_progress("countdown", json!({"steps": 4}))
         .await
@@ -605,7 +612,6 @@ pub async fn sse_progress_streams_through_the_gateway_without_buffering(front: F
         spread >= Duration::from_millis(600),
         "events arrived together ({spread:?}): the gateway buffers"
     );
-    client.close().await.unwrap();
 }
 
 /// The official Python MCP SDK client works through the gateway, and sees a 403 as one.
@@ -637,13 +643,7 @@ pub async fn official_python_sdk_client_through_the_gateway(front: Front) {
         .output()
         .await
         .expect("python runs");
-    assert!(
-        output.status.success(),
-        "mcp_check.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
-    assert_eq!(report["initialized"], true, "{report}");
+    let report = python_report(&output);
     assert_eq!(
         report["tools"],
         json!([
@@ -656,6 +656,19 @@ pub async fn official_python_sdk_client_through_the_gateway(front: Front) {
     assert_eq!(report["calls"][0]["ok"], true, "{report}");
     assert_eq!(report["calls"][1]["ok"], false, "{report}");
     assert_eq!(report["calls"][1]["http_status"], 403, "{report}");
+}
+
+/// The JSON report of a successful integration-tests/python/mcp_check.py run whose session
+/// initialized; fails with its stderr otherwise.
+pub fn python_report(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "mcp_check.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+    assert_eq!(report["initialized"], true, "{report}");
+    report
 }
 
 /// Gateway-level refusals: a server the gateway does not know is 404 without a check; a

@@ -376,11 +376,22 @@ impl AuthServer {
     }
 }
 
+/// The certificate and key (PEM files) a gateway's TLS variant serves.
+#[derive(Debug, Clone)]
+pub struct GatewayTls {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
+}
+
 /// nginx with the config from deploy/nginx.
 #[derive(Debug)]
 pub struct Nginx {
     /// The gateway's address.
     pub addr: SocketAddr,
+    /// The HTTPS front server's address, when started with TLS.
+    pub tls_addr: Option<SocketAddr>,
     /// The process.
     pub process: Process,
 }
@@ -388,6 +399,16 @@ pub struct Nginx {
 impl Nginx {
     /// Renders deploy/nginx into `workdir/nginx` and starts nginx in front of `auth` and `servers`.
     pub async fn start(auth: SocketAddr, servers: &[(&str, SocketAddr)], workdir: &Path) -> Nginx {
+        Self::start_with_tls(auth, servers, workdir, None).await
+    }
+
+    /// As [`Nginx::start`], with the HTTPS front server (render.sh's `TLS_*`) when `tls` is given.
+    pub async fn start_with_tls(
+        auth: SocketAddr,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+        tls: Option<&GatewayTls>,
+    ) -> Nginx {
         require(
             "nginx",
             Path::new("/usr/sbin/nginx").exists(),
@@ -406,13 +427,21 @@ impl Nginx {
             .iter()
             .map(|(name, upstream)| format!("{name}={upstream}"))
             .collect();
-        let render = Command::new(repo_root().join("deploy/nginx/render.sh"))
+        let mut render = Command::new(repo_root().join("deploy/nginx/render.sh"));
+        render
             .arg(&prefix)
             .env("GATEWAY_LISTEN", addr.to_string())
             .env("AUTH_SERVER", auth.to_string())
-            .env("MCP_SERVERS", servers_list.join(","))
-            .output()
-            .expect("render.sh runs");
+            .env("MCP_SERVERS", servers_list.join(","));
+        let tls_addr = tls.map(|tls| {
+            let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            render
+                .env("TLS_LISTEN", tls_addr.to_string())
+                .env("TLS_CERT", &tls.cert)
+                .env("TLS_KEY", &tls.key);
+            tls_addr
+        });
+        let render = render.output().expect("render.sh runs");
         assert!(
             render.status.success(),
             "render.sh failed: {}",
@@ -428,7 +457,14 @@ impl Nginx {
         ]);
         let process = Process::spawn("nginx", &mut command, prefix.join("nginx-stderr.log"));
         wait_for_port(addr, "nginx").await;
-        Nginx { addr, process }
+        if let Some(tls_addr) = tls_addr {
+            wait_for_port(tls_addr, "nginx's HTTPS front server").await;
+        }
+        Nginx {
+            addr,
+            tls_addr,
+            process,
+        }
     }
 
     /// The gateway URL of an MCP server's endpoint.
@@ -481,6 +517,14 @@ impl Gateway {
         }
     }
 
+    /// The gateway's HTTPS address, when it was started with TLS.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Nginx(nginx) => nginx.tls_addr,
+            Gateway::Envoy(envoy) => envoy.tls.then_some(envoy.addr),
+        }
+    }
+
     /// The gateway process.
     pub fn process(&self) -> &Process {
         match self {
@@ -520,6 +564,18 @@ impl GatewayStack {
         front: Front,
         profile: Profile,
         extra_env: &[(&str, &str)],
+    ) -> GatewayStack {
+        Self::start_behind_with_tls(front, profile, extra_env, None).await
+    }
+
+    /// As [`GatewayStack::start_behind`], with the gateway's TLS variant serving `tls` when
+    /// given (nginx: the HTTPS front server beside the plain listener; Envoy: its one listener
+    /// on HTTPS). [`GatewayStack::https_url`] is its address.
+    pub async fn start_behind_with_tls(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        tls: Option<&GatewayTls>,
     ) -> GatewayStack {
         use crate::mcp_servers::{ServerKind, spawn_server};
         let workdir = tempfile::tempdir().expect("temp dir");
@@ -585,7 +641,9 @@ impl GatewayStack {
             ("fininfo", fininfo.addr()),
         ];
         let gateway = match front {
-            Front::Nginx => Gateway::Nginx(Nginx::start(auth.addr, &servers, workdir.path()).await),
+            Front::Nginx => Gateway::Nginx(
+                Nginx::start_with_tls(auth.addr, &servers, workdir.path(), tls).await,
+            ),
             Front::EnvoyHttp | Front::EnvoyGrpc => {
                 use crate::envoy::{AuthAddrs, Envoy, EnvoyMode};
                 let mode = if front == Front::EnvoyGrpc {
@@ -597,7 +655,9 @@ impl GatewayStack {
                     http: auth.addr,
                     grpc: grpc_addr,
                 };
-                Gateway::Envoy(Envoy::start(mode, auth_addrs, &servers, workdir.path()).await)
+                Gateway::Envoy(
+                    Envoy::start_with_tls(mode, auth_addrs, &servers, workdir.path(), tls).await,
+                )
             }
         };
         GatewayStack {
@@ -614,6 +674,13 @@ impl GatewayStack {
     /// The gateway URL of `server`'s MCP endpoint.
     pub fn url(&self, server: &str) -> String {
         format!("http://{}/{server}/mcp", self.gateway.addr())
+    }
+
+    /// The HTTPS URL of `server`'s MCP endpoint (a stack started with TLS; the certificate
+    /// names 127.0.0.1).
+    pub fn https_url(&self, server: &str) -> String {
+        let addr = self.gateway.tls_addr().expect("a gateway started with TLS");
+        format!("https://{addr}/{server}/mcp")
     }
 }
 
