@@ -783,7 +783,8 @@ fn answer_text(response: &RawResponse) -> String {
 /// Requests that a gateway's own parser refuses, that carry more headers than it reads, or that
 /// test the contract's edges (the ingress token sent twice, a repeated egress token, path
 /// parameters, double encoding, a client-sent removal list) get the same status and a JSON
-/// answer behind every gateway, and none of them reaches an MCP server unchecked.
+/// answer behind every gateway, and none of them reaches an MCP server unchecked; an allowed
+/// request's `Mcp-Param-*` headers reach it untouched.
 pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(front: Front) {
     let stack = GatewayStack::start_behind(front, Profile::Oidc, &[]).await;
     let admin = stack.idp.token("admin-agent").await;
@@ -882,6 +883,9 @@ pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(fro
     // make, and the upstream never sees the client's.
     let response = post("/fininfo/mcp")
         .header("X-Envoy-Auth-Headers-To-Remove", "x-user,x-scopes")
+        // MCP 2026-07-28: intermediaries forward Mcp-Param-* untouched.
+        .header("Mcp-Param-Region", "us-west1")
+        .header("Mcp-Param-Greeting", "=?base64?SGVsbG8sIOS4lueVjA==?=")
         .send(stack.gateway.addr())
         .await;
     assert_ne!(response.status, 401, "{}", answer_text(&response));
@@ -894,4 +898,12 @@ pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(fro
         "a client-sent x-envoy-auth-headers-to-remove reached the upstream"
     );
     assert_eq!(reached[0].header("x-user").as_deref(), Some("admin-agent"));
+    assert_eq!(
+        reached[0].header("mcp-param-region").as_deref(),
+        Some("us-west1")
+    );
+    assert_eq!(
+        reached[0].header("mcp-param-greeting").as_deref(),
+        Some("=?base64?SGVsbG8sIOS4lueVjA==?=")
+    );
 }
