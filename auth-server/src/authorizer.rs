@@ -27,14 +27,14 @@ use crate::token::{TokenCache, TokenError};
 
 /// Bodies up to this size are decided on the I/O worker that read them (a 64 KiB body takes
 /// well under a millisecond); larger ones on the blocking pool.
-pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const INLINE_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a large body waits for its turn before the check answers 503 with `Retry-After`.
 const LARGE_CHECK_WAIT: Duration = Duration::from_secs(1);
 
 /// A check request as a shell holds it: its facts can be read any number of times, and it can
 /// be moved to another thread when its body is large.
-pub trait CheckInput {
+pub(crate) trait CheckInput {
     /// The same input, owned and sendable (the HTTP shell copies its header map; a gRPC request
     /// already is one).
     type Sendable: CheckInput + Send + Sync + 'static;
@@ -115,7 +115,7 @@ impl Authorizer {
 
     /// The pipeline: decides the check (refreshing the key set once on an unknown `kid`),
     /// records the decision and returns the answer.
-    pub async fn answer<I: CheckInput>(self: &Arc<Self>, input: I) -> Answer {
+    pub(crate) async fn answer<I: CheckInput>(self: &Arc<Self>, input: I) -> Answer {
         let started = Instant::now();
         let facts = input.facts();
         let large = matches!(facts.body, Body::Complete(body) if body.len() > INLINE_BODY_BYTES);

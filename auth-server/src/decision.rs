@@ -346,7 +346,7 @@ enum IngressHeader {
 /// (nginx passes both), and one bearer token never holds a comma (RFC 6750 token68).
 fn credential(fact: HeaderFact<'_>) -> HeaderFact<'_> {
     match fact {
-        HeaderFact::Once(value) if value.contains(',') && is_bearer_scheme(value) => {
+        HeaderFact::Once(value) if is_bearer_scheme(value) && value.contains(',') => {
             HeaderFact::Repeated
         }
         fact => fact,
@@ -364,21 +364,17 @@ fn is_bearer_scheme(value: &str) -> bool {
 fn ingress_token<'a>(
     credentials: &CredentialFacts<'a>,
 ) -> Result<(&'a str, IngressHeader), DenyReason> {
-    let (fact, header) = match credential(credentials.x_authorization) {
-        HeaderFact::Absent => (
-            credential(credentials.authorization),
-            IngressHeader::Authorization,
-        ),
+    let (fact, header) = match credentials.x_authorization {
+        HeaderFact::Absent => (credentials.authorization, IngressHeader::Authorization),
         fact => (fact, IngressHeader::XAuthorization),
     };
+    let repeated = DenyReason::BadCredentials(match header {
+        IngressHeader::XAuthorization => "X-Authorization is repeated",
+        IngressHeader::Authorization => "Authorization is repeated",
+    });
     let value = match fact {
         HeaderFact::Absent => return Err(DenyReason::NoCredentials),
-        HeaderFact::Repeated => {
-            return Err(DenyReason::BadCredentials(match header {
-                IngressHeader::XAuthorization => "X-Authorization is repeated",
-                IngressHeader::Authorization => "Authorization is repeated",
-            }));
-        }
+        HeaderFact::Repeated => return Err(repeated),
         HeaderFact::Unreadable => {
             return Err(DenyReason::BadCredentials(match header {
                 IngressHeader::XAuthorization => "X-Authorization is not readable text",
@@ -387,11 +383,14 @@ fn ingress_token<'a>(
         }
         HeaderFact::Once(value) => value,
     };
-    bearer_token(value)
-        .map(|token| (token, header))
-        .ok_or(DenyReason::BadCredentials(
+    match bearer_token(value) {
+        Some(token) => Ok((token, header)),
+        // Only a value that is no bearer token is looked at again: is it two joined?
+        None if credential(fact) == HeaderFact::Repeated => Err(repeated),
+        None => Err(DenyReason::BadCredentials(
             "the ingress header is not `Bearer <token>`",
-        ))
+        )),
+    }
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token68 characters).

@@ -152,8 +152,9 @@ impl IdentityHeaders {
 /// No control character but tab. No early exit: a branch-free pass compiles to SIMD on long
 /// values.
 fn is_header_safe(text: &str) -> bool {
-    text.bytes()
-        .fold(true, |ok, b| ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t')))
+    text.bytes().fold(true, |ok, b| {
+        ok & (((b >= 0x20) & (b != 0x7f)) | (b == b'\t'))
+    })
 }
 
 #[cfg(test)]
