@@ -227,6 +227,32 @@ fn json_error(error: serde_json::Error) -> Reason {
     }
 }
 
+/// The `Visitor` methods for objects and scalars, for a seed that reads any JSON value but wants
+/// neither: the value is skipped and `$other` returned.
+macro_rules! other_kinds_are {
+    ($other:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
 /// A map key matched against known names without allocating: its index, `None` for others.
 struct Key(&'static [&'static str]);
 
@@ -414,28 +440,10 @@ impl<'de> Visitor<'de> for ToolsSeed {
         }
         Ok(ToolsValue::Array(tools))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(ToolsValue::NotArray)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(ToolsValue::NotArray)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(ToolsValue::NotArray)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(ToolsValue::NotArray)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(ToolsValue::NotArray)
-    }
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
         Ok(ToolsValue::NotArray)
     }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(ToolsValue::NotArray)
-    }
+    other_kinds_are!(ToolsValue::NotArray);
 }
 
 /// A tool object's `name`: `Some(None)` when present but not a string.
@@ -502,23 +510,5 @@ impl<'de> Visitor<'de> for NameSeed {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    other_kinds_are!(None);
 }
