@@ -20,15 +20,28 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
     let Some((&shape, body)) = input.split_first() else {
         return;
     };
-    let (event_stream, status, batch) = (shape & 1 != 0, if shape & 2 != 0 { 500 } else { 200 }, shape & 4 != 0);
+    let (event_stream, status, batch) = (
+        shape & 1 != 0,
+        if shape & 2 != 0 { 500 } else { 200 },
+        shape & 4 != 0,
+    );
     let request: &[u8] = if batch {
         br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_x"}}]"#
     } else {
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
     };
     let request = ListRequest::of(&auth_server::jsonrpc::parse(request).unwrap()).unwrap();
-    let content_type = if event_stream { "text/event-stream" } else { "application/json" };
-    let answer = UpstreamAnswer { status, content_type: Some(content_type), content_encoding: None, body };
+    let content_type = if event_stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let answer = UpstreamAnswer {
+        status,
+        content_type: Some(content_type),
+        content_encoding: None,
+        body,
+    };
     let limits = Limits::default();
 
     match filter(&answer, &request, &visible, &limits) {
@@ -39,7 +52,9 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                 assert!(lists.is_empty(), "unchanged, yet lists {lists:?}");
             }
         }
-        Ok(Filtered::Rewritten { body: out, tools, .. }) => {
+        Ok(Filtered::Rewritten {
+            body: out, tools, ..
+        }) => {
             assert_eq!(status, 200, "an error answer rewritten");
             assert!(tools.results > 0);
             let text = std::str::from_utf8(&out).expect("rewritten to invalid UTF-8");
@@ -48,9 +63,16 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                     assert!(visible(&name), "hidden tool {name:?} in {text:?}");
                 }
             }
-            let again = UpstreamAnswer { body: &out, ..answer };
+            let again = UpstreamAnswer {
+                body: &out,
+                ..answer
+            };
             match filter(&again, &request, &visible, &limits) {
-                Ok(Filtered::Rewritten { body: twice, tools: counts, .. }) => {
+                Ok(Filtered::Rewritten {
+                    body: twice,
+                    tools: counts,
+                    ..
+                }) => {
                     assert_eq!(counts.hidden, 0, "a second pass hides more: {text:?}");
                     assert_eq!(twice, out, "a second pass changes the answer");
                 }
@@ -59,7 +81,10 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
         }
         Err(error) => {
             let refused = refusal(&error, &request);
-            assert!(serde_json::from_slice::<Value>(&refused.body).is_ok(), "refusal is not JSON");
+            assert!(
+                serde_json::from_slice::<Value>(&refused.body).is_ok(),
+                "refusal is not JSON"
+            );
         }
     }
 });
@@ -68,24 +93,38 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
 /// `result.tools`, except, when `exempt_call`, answers to the `tools/call` of id 2. A text that a
 /// JSON reader refuses lists nothing.
 fn listed(text: &str, event_stream: bool, exempt_call: bool) -> Vec<Vec<String>> {
-    let texts = if event_stream { event_data(text) } else { vec![text.to_owned()] };
+    let texts = if event_stream {
+        event_data(text)
+    } else {
+        vec![text.to_owned()]
+    };
     let mut lists = Vec::new();
     for text in texts {
-        let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
         let messages = match value {
             Value::Array(messages) => messages,
             message => vec![message],
         };
         for message in messages {
-            let answers_call = exempt_call && message.get("id").and_then(Value::as_f64) == Some(2.0);
-            let Some(tools) = message.pointer("/result/tools") else { continue };
+            let answers_call =
+                exempt_call && message.get("id").and_then(Value::as_f64) == Some(2.0);
+            let Some(tools) = message.pointer("/result/tools") else {
+                continue;
+            };
             if answers_call {
                 continue;
             }
             let names = match tools {
                 Value::Array(tools) => tools
                     .iter()
-                    .map(|tool| tool.get("name").and_then(Value::as_str).unwrap_or("<no name>").to_owned())
+                    .map(|tool| {
+                        tool.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("<no name>")
+                            .to_owned()
+                    })
                     .collect(),
                 other => vec![format!("<not an array: {other}>")],
             };
