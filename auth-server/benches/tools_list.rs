@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use auth_server::jsonrpc;
+use auth_server::jsonrpc::{Message, Payload};
 use auth_server::tools_list::{Filtered, Limits, ListRequest, UpstreamAnswer, filter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
@@ -39,8 +39,12 @@ fn answer(tools: usize) -> String {
 }
 
 fn bench_filter(c: &mut Criterion) {
-    let request = jsonrpc::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
-    let request = ListRequest::of(&request).unwrap();
+    let request = ListRequest::of(&Payload::Single(Message::Call {
+        id: Some(json!(1)),
+        method: "tools/list".into(),
+        name: None,
+    }))
+    .unwrap();
     // Half visible: the even-numbered tools.
     let visible = |name: &str| {
         name.strip_prefix("tool_")

@@ -9,8 +9,9 @@
 //! line splitter written here) that list every tool name a client could read.
 #![no_main]
 
+use auth_server::jsonrpc::{Message, Payload};
 use auth_server::tools_list::{Filtered, Limits, ListRequest, UpstreamAnswer, filter, refusal};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn visible(name: &str) -> bool {
     name.starts_with("get_")
@@ -25,12 +26,22 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
         if shape & 2 != 0 { 500 } else { 200 },
         shape & 4 != 0,
     );
-    let request: &[u8] = if batch {
-        br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_x"}}]"#
-    } else {
-        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+    let list = Message::Call {
+        id: Some(json!(1)),
+        method: "tools/list".into(),
+        name: None,
     };
-    let request = ListRequest::of(&auth_server::jsonrpc::parse(request).unwrap()).unwrap();
+    let request = ListRequest::of(&if batch {
+        let call = Message::Call {
+            id: Some(json!(2)),
+            method: "tools/call".into(),
+            name: Some("get_x".into()),
+        };
+        Payload::Batch(vec![list, call])
+    } else {
+        Payload::Single(list)
+    })
+    .unwrap();
     let content_type = if event_stream {
         "text/event-stream"
     } else {
