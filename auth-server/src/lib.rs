@@ -27,6 +27,7 @@ pub mod reload;
 pub mod request;
 pub mod target;
 pub mod token;
+pub mod tools_list;
 
 /// Seconds since the Unix epoch: the clock of the shells (the core takes `now` as an argument).
 pub(crate) fn unix_now() -> u64 {
