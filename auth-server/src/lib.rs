@@ -14,6 +14,7 @@ pub mod answer;
 pub mod authorizer;
 pub mod config;
 pub mod decision;
+pub mod extproc;
 pub mod grpc;
 pub mod headers;
 pub mod http;

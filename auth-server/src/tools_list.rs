@@ -30,6 +30,7 @@
 //! with a JSON-RPC error naming why: the status still tells the client what happened, and no
 //! byte the filter could not read reaches it.
 
+pub mod context;
 mod json;
 mod sse;
 
@@ -284,9 +285,10 @@ pub enum Reason {
     )]
     ContentEncoding(String),
     /// Larger than [`Limits::max_answer_bytes`].
-    #[error("the body is {bytes} bytes, over the {limit}-byte limit")]
+    #[error("the body is larger than the {limit}-byte limit")]
     TooLarge {
-        /// The body's size.
+        /// The bytes read: the body's size, or the limit plus one when the gateway stopped
+        /// reading there.
         bytes: usize,
         /// The limit.
         limit: usize,
@@ -315,6 +317,10 @@ pub enum Reason {
     /// A non-2xx answer whose body carries a tools/list result.
     #[error("an error answer carries a tools/list result")]
     ErrorStatusListsTools,
+    /// Not read: too many large answers are being filtered at once (never produced by
+    /// [`filter`], only by the pipeline that bounds them, crate::authorizer).
+    #[error("too many large tools/list answers are being filtered at once; retry shortly")]
+    Busy,
 }
 
 impl Reason {
@@ -331,6 +337,7 @@ impl Reason {
             Reason::ToolsNotArray => "tools_not_array",
             Reason::ToolWithoutName(_) => "tool_without_name",
             Reason::ErrorStatusListsTools => "error_status_lists_tools",
+            Reason::Busy => "busy",
         }
     }
 }

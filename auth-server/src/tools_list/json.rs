@@ -222,7 +222,13 @@ fn span(text: &str, part: &str) -> Range<usize> {
 
 fn json_error(error: serde_json::Error) -> Reason {
     match error.classify() {
-        serde_json::error::Category::Data => Reason::NotJsonRpc(error.to_string()),
+        // serde's text for a value of the wrong kind quotes it (`invalid type: string "..."`),
+        // and the reason reaches the client: a hidden tool's name must not ride along.
+        serde_json::error::Category::Data => Reason::NotJsonRpc(format!(
+            "a value of the wrong kind at line {} column {}",
+            error.line(),
+            error.column()
+        )),
         _ => Reason::NotJson(error.to_string()),
     }
 }

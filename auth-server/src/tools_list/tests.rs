@@ -782,6 +782,32 @@ fn a_refusal_is_a_json_rpc_error_for_each_call() {
 }
 
 #[test]
+fn a_refusal_never_quotes_the_answer_it_withheld() {
+    // serde's messages quote a value of the wrong kind: a hidden tool's name must not reach
+    // the client through the reason.
+    for (content_type, body) in [
+        ("application/json", r#""secret_tool""#),
+        (
+            "application/json",
+            r#"{"jsonrpc":"2.0","id":1,"result":"secret_tool"}"#,
+        ),
+        (
+            "application/json",
+            r#"[{"jsonrpc":"2.0","id":1,"result":{"tools":[]}},"secret_tool"]"#,
+        ),
+        ("text/event-stream", "data: \"secret_tool\"\n\n"),
+        ("application/json", "secret_tool"),
+    ] {
+        let Err(error) = run(&answer(200, content_type, body), &list_request()) else {
+            continue;
+        };
+        let refused = refusal(&error, &list_request());
+        let text = String::from_utf8(refused.body).unwrap();
+        assert!(!text.contains("secret_tool"), "{body}: {text}");
+    }
+}
+
+#[test]
 fn upstream_header_values_are_shown_printable_and_short() {
     let long = "x".repeat(500);
     for (encoding, shown) in [
