@@ -150,7 +150,10 @@ impl Authorizer {
         let scopes: Vec<&str> = context.scopes.iter().map(String::as_str).collect();
         let visible = self.policy.load().visible_tools(&scopes, &context.server);
         let status = reply.status;
-        let result = if reply.body.len() > INLINE_BODY_BYTES {
+        // An answer over the bound is refused at once (the filter looks at its length first).
+        let large = (INLINE_BODY_BYTES + 1..=self.list_limits.max_answer_bytes)
+            .contains(&reply.body.len());
+        let result = if large {
             self.filter_large(reply, context.request.clone(), visible)
                 .await
         } else {
