@@ -1,5 +1,6 @@
 //! The process's shared state and the one pipeline every shell runs:
-//! facts → snapshot → decide → record → answer.
+//! facts → snapshot → decide → record → answer; and the one pipeline of the `tools/list` answer
+//! filter: context → visible tools → filter → record → answer.
 //!
 //! The shells (HTTP, gRPC) hand over a [`CheckInput`] and transcribe the [`Answer`]; everything
 //! in between happens here, once. Two things are not pure and live here rather than in the core:
@@ -15,15 +16,17 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::answer::{self, Answer, AnswerSettings};
+use crate::answer::{self, Answer, AnswerSettings, FilterAnswer};
 use crate::config::Config;
 use crate::decision::{self, Context, Decision, DenyReason, Issuer, Settings, Snapshot};
 use crate::jwks::fetch::KeyStore;
 use crate::metrics::{State, StateSource};
-use crate::policy::{CompiledPolicy, PolicyError};
+use crate::policy::{CompiledPolicy, PolicyError, VisibleTools};
 use crate::record;
 use crate::request::{Body, CheckRequest};
 use crate::token::{TokenCache, TokenError};
+use crate::tools_list::context::{ContextError, FilterContext};
+use crate::tools_list::{self, FilterError, Filtered, Limits, Reason, UpstreamAnswer};
 
 /// Bodies up to this size are decided on the I/O worker that read them (a 64 KiB body takes
 /// well under a millisecond); larger ones on the blocking pool.
@@ -63,6 +66,21 @@ pub struct Authorizer {
     resource_url: Option<String>,
     large_checks: Arc<Semaphore>,
     reloads: ReloadStats,
+    list_limits: Limits,
+}
+
+/// An MCP server's answer to a request holding `tools/list` calls, as a filter shell received
+/// it: owned, so that a large one can be filtered on another thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`, if any.
+    pub content_encoding: Option<String>,
+    /// The body as it came (a shell that stops reading keeps the first bound + 1 bytes).
+    pub body: Vec<u8>,
 }
 
 /// Policy reload outcomes since start, for metrics.
@@ -110,7 +128,77 @@ impl Authorizer {
             resource_url: config.resource_url.clone(),
             large_checks: Arc::new(Semaphore::new(config.max_large_checks)),
             reloads: ReloadStats::default(),
+            list_limits: Limits {
+                max_answer_bytes: config.max_list_answer_bytes,
+            },
         }
+    }
+
+    /// The `tools/list` answer filter's pipeline: reads the check's `context`, asks the policy in
+    /// force which tools the caller sees on the server, filters the upstream's answer (a large
+    /// one on the blocking pool, holding one of the permits for large inspections), records the
+    /// outcome and returns what the gateway sends. Fails only for a context the check did not
+    /// write (a gateway misconfigured, or a caller that is not the gateway).
+    pub async fn filter_tools_list(
+        self: &Arc<Self>,
+        context: &str,
+        reply: UpstreamReply,
+        request_id: Option<&str>,
+    ) -> Result<FilterAnswer, ContextError> {
+        let started = Instant::now();
+        let context = FilterContext::decode(context)?;
+        let scopes: Vec<&str> = context.scopes.iter().map(String::as_str).collect();
+        let visible = self.policy.load().visible_tools(&scopes, &context.server);
+        let status = reply.status;
+        // An answer over the bound is refused at once (the filter looks at its length first).
+        let large =
+            (INLINE_BODY_BYTES + 1..=self.list_limits.max_answer_bytes).contains(&reply.body.len());
+        let result = if large {
+            self.filter_large(reply, context.request.clone(), visible)
+                .await
+        } else {
+            filter(&reply, &context.request, &visible, &self.list_limits)
+        };
+        let outcome = record::ToolsListOutcome::of(&result);
+        let answer = answer::filter_answer(result, status, &context.request);
+        let client_status = match &answer {
+            FilterAnswer::Unchanged => status,
+            FilterAnswer::Replaced { status, .. } => *status,
+        };
+        record::tools_list(
+            &context,
+            outcome,
+            status,
+            client_status,
+            request_id,
+            started.elapsed(),
+        );
+        Ok(answer)
+    }
+
+    async fn filter_large(
+        self: &Arc<Self>,
+        reply: UpstreamReply,
+        request: tools_list::ListRequest,
+        visible: VisibleTools,
+    ) -> Result<Filtered, FilterError> {
+        let busy = FilterError {
+            upstream_status: reply.status,
+            reason: Reason::Busy,
+        };
+        let Some(permit) = self.large_check_permit().await else {
+            return Err(busy);
+        };
+        let limits = self.list_limits;
+        tokio::task::spawn_blocking(move || {
+            let _permit: OwnedSemaphorePermit = permit;
+            filter(&reply, &request, &visible, &limits)
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a large tools/list answer was not filtered");
+            Err(busy)
+        })
     }
 
     /// The pipeline: decides the check (refreshing the key set once on an unknown `kid`),
@@ -311,6 +399,12 @@ impl Authorizer {
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
+
+    /// `AUTH_MAX_LIST_ANSWER_BYTES`: the filter shells read at most one byte more (enough to
+    /// know that an answer is over it).
+    pub fn max_list_answer_bytes(&self) -> usize {
+        self.list_limits.max_answer_bytes
+    }
 }
 
 impl StateSource for Authorizer {
@@ -343,6 +437,27 @@ impl StateSource for Authorizer {
             ready: self.ready(),
         }
     }
+}
+
+/// [`tools_list::filter`] over an owned reply.
+fn filter(
+    reply: &UpstreamReply,
+    request: &tools_list::ListRequest,
+    visible: &VisibleTools,
+    limits: &Limits,
+) -> Result<Filtered, FilterError> {
+    let answer = UpstreamAnswer {
+        status: reply.status,
+        content_type: reply.content_type.as_deref(),
+        content_encoding: reply.content_encoding.as_deref(),
+        body: &reply.body,
+    };
+    tools_list::filter(
+        &answer,
+        request,
+        &|tool: &str| visible.contains(tool),
+        limits,
+    )
 }
 
 /// The issuer and `kid` of a token refused for naming a key its issuer's set does not hold.

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::headers::{IdentityHeaders, UnsafeHeader, UnsafeValue};
+use crate::headers::{HeaderText, IdentityHeaders, UnsafeHeader, UnsafeValue};
 use crate::jsonrpc::{self, Message, Payload, RpcError};
 use crate::jwks::fetch::VersionedKeys;
 use crate::policy::{Access, CompiledPolicy};
@@ -18,6 +18,8 @@ use crate::request::{
 };
 use crate::target::{self, TargetError};
 use crate::token::{self, TokenCache, TokenError, TokenRules, VerifiedToken};
+use crate::tools_list::ListRequest;
+use crate::tools_list::context::{self as list_context, FilterContext};
 
 /// The configured Cognito pool, for the seed headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,9 @@ pub struct Allowed {
     pub headers: IdentityHeaders,
     /// Ingress headers to remove before the upstream, lower-case.
     pub ingress_headers: Vec<&'static str>,
+    /// For a request that holds `tools/list` calls: what the answer filter needs, encoded
+    /// ([`FilterContext`]); for the gateway only.
+    pub tools_list: Option<HeaderText>,
 }
 
 /// A 403: the caller is known but no entry allows the request.
@@ -173,6 +178,9 @@ pub enum DenyReason {
 }
 
 /// The answer to one check.
+// One per check, moved from the core to the answer and never stored: the allow's size (its
+// identity headers and the tools/list filter context) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decision {
     /// Allowed, with who and what.
@@ -274,6 +282,10 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         Ok(headers) => headers,
         Err(reason) => return denied(reason),
     };
+    let tools_list = match filter_context(&messages, &identity, &server, &scopes) {
+        Ok(context) => context,
+        Err(reason) => return denied(reason),
+    };
     Decision::Allow(Allowed {
         scopes,
         identity,
@@ -282,7 +294,47 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         calls,
         headers,
         ingress_headers: ingress_headers(request, ingress),
+        tools_list,
     })
+}
+
+/// The answer filter's context for a request that holds `tools/list` calls (its answer shows
+/// the caller only the tools it may see); `None` for any other request, whose answer streams
+/// untouched. A context too long to travel with the allow is a 400 that says so.
+fn filter_context(
+    messages: &Messages,
+    identity: &VerifiedToken,
+    server: &str,
+    scopes: &[String],
+) -> Result<Option<HeaderText>, DenyReason> {
+    let Messages::Parsed(payload) = messages else {
+        return Ok(None);
+    };
+    let Some(request) = ListRequest::of(payload) else {
+        return Ok(None);
+    };
+    let encoded = FilterContext {
+        who: identity.subject.clone(),
+        server: server.to_owned(),
+        scopes: scopes.to_vec(),
+        request,
+    }
+    .encode();
+    if encoded.len() > list_context::MAX_ENCODED_BYTES {
+        return Err(DenyReason::BadMessage(RpcError {
+            code: jsonrpc::code::INVALID_REQUEST,
+            message: format!(
+                "the request's ids and the caller's scopes take {} bytes once encoded for the \
+                 tools/list filter, over the {} the gateway carries: send fewer calls per batch \
+                 or shorter ids",
+                encoded.len(),
+                list_context::MAX_ENCODED_BYTES
+            ),
+            id: None,
+        }));
+    }
+    // Base64url behind a fixed prefix: nothing for `sanitized` to replace.
+    Ok(Some(HeaderText::sanitized(&encoded)))
 }
 
 /// The messages of the request: parsed body for POST, one body-less access for GET/DELETE.

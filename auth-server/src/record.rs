@@ -9,6 +9,8 @@ use crate::answer;
 use crate::decision::{Decision, DenyReason};
 use crate::metrics;
 use crate::request::Body;
+use crate::tools_list::context::FilterContext;
+use crate::tools_list::{FilterError, Filtered, ToolCounts};
 
 /// Records one decision: metrics, then the log line.
 pub(crate) fn decision(
@@ -94,4 +96,57 @@ pub(crate) fn decision(
             );
         }
     }
+}
+
+/// What the filter did with one `tools/list` answer, for the log and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToolsListOutcome {
+    result: &'static str,
+    reason: &'static str,
+    counts: ToolCounts,
+}
+
+impl ToolsListOutcome {
+    pub(crate) fn of(result: &Result<Filtered, FilterError>) -> Self {
+        let (result, reason, counts) = match result {
+            Ok(Filtered::Rewritten { tools, .. }) => ("filtered", "tools_list_filtered", *tools),
+            Ok(Filtered::Unchanged) => ("unchanged", "no_tools_list_result", ToolCounts::default()),
+            Err(error) => ("withheld", error.reason.code(), ToolCounts::default()),
+        };
+        ToolsListOutcome {
+            result,
+            reason,
+            counts,
+        }
+    }
+}
+
+/// Records one upstream answer to a `tools/list` request: metrics, then one line of the
+/// decision log (who, server, tools listed and hidden, result, reason; never a tool's name or
+/// the body).
+pub(crate) fn tools_list(
+    context: &FilterContext,
+    outcome: ToolsListOutcome,
+    upstream_status: u16,
+    client_status: u16,
+    request_id: Option<&str>,
+    took: Duration,
+) {
+    metrics::observe_tools_list(outcome.result, outcome.reason, took.as_secs_f64());
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: "decision",
+        result = outcome.result,
+        status = client_status,
+        who = context.who.as_str(),
+        server = context.server.as_str(),
+        method = "tools/list",
+        listed = outcome.counts.listed,
+        hidden = outcome.counts.hidden,
+        pages = outcome.counts.results,
+        upstream_status,
+        reason = outcome.reason,
+        micros,
+        request_id = request_id.unwrap_or(""),
+    );
 }

@@ -10,8 +10,11 @@
 #   MAX_BODY          largest request body, nginx size syntax      [1m]
 #                     (keep equal to auth-server's AUTH_MAX_BODY_BYTES)
 #   BODY_BUFFER       client_body_buffer_size                      [MAX_BODY + 1/16]
+#   MAX_LIST_ANSWER   largest tools/list answer the filter reads   [16m]
+#                     (keep equal to auth-server's AUTH_MAX_LIST_ANSWER_BYTES)
 #   PREFIX            prefix the config refers to                  [OUTDIR, absolute]
-#   LUA_DIR           directory holding mcp_auth.lua               [PREFIX; the file is copied]
+#   LUA_DIR           directory holding the Lua modules            [PREFIX; the files are copied]
+#                     (mcp_auth.lua, mcp_tools_list.lua)
 #   MCP_SERVERS       "name=host:port,name=host:port": generates mcp-servers.conf
 #   MCP_SERVERS_CONF  a hand-written mcp-servers.conf to copy      [mcp-servers.conf.example]
 #                     (MCP_SERVERS wins when both are set)
@@ -33,6 +36,7 @@ outdir=$(cd "$1" && pwd)
 GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
 AUTH_SERVER=${AUTH_SERVER:-127.0.0.1:8888}
 MAX_BODY=${MAX_BODY:-1m}
+MAX_LIST_ANSWER=${MAX_LIST_ANSWER:-16m}
 PREFIX=${PREFIX:-$outdir}
 LUA_DIR=${LUA_DIR:-$PREFIX}
 TLS_CERT=${TLS_CERT:-}
@@ -54,6 +58,8 @@ size_bytes() {
 
 max_bytes=$(size_bytes "$MAX_BODY" MAX_BODY)
 (( max_bytes > 0 )) || die "MAX_BODY must be above 0"
+list_bytes=$(size_bytes "$MAX_LIST_ANSWER" MAX_LIST_ANSWER)
+(( list_bytes >= 1024 )) || die "MAX_LIST_ANSWER must be at least 1k"
 # Slightly above the limit, so bodies up to the limit stay in memory (deploy/nginx/README.md,
 # "Measured facts": with both equal, chunked bodies near the limit spilled to a temp file).
 BODY_BUFFER=${BODY_BUFFER:-$((max_bytes + max_bytes / 16))}
@@ -88,7 +94,7 @@ fi
 render() {  # render TEMPLATE OUTPUT
     local text name
     text=$(<"$1")
-    for name in GATEWAY_LISTEN AUTH_SERVER MAX_BODY BODY_BUFFER PREFIX LUA_DIR TLS_LISTEN TLS_CERT TLS_KEY; do
+    for name in GATEWAY_LISTEN AUTH_SERVER MAX_BODY MAX_LIST_ANSWER BODY_BUFFER PREFIX LUA_DIR TLS_LISTEN TLS_CERT TLS_KEY; do
         text=${text//"\${$name}"/"${!name}"}
     done
     [[ $text != *'${'* ]] || die "$1: unknown placeholder left: $(grep -o '\${[A-Za-z_]*}' <<<"$text" | sort -u | tr '\n' ' ')"
@@ -102,11 +108,13 @@ else
     echo "# No TLS front server: render.sh ran without TLS_CERT and TLS_KEY." >"$outdir/mcp-tls.conf"
 fi
 
-if [[ $LUA_DIR == "$PREFIX" ]]; then
-    cp "$here/mcp_auth.lua" "$outdir/mcp_auth.lua"
-elif [[ ! -f $LUA_DIR/mcp_auth.lua ]]; then
-    echo "render.sh: warning: $LUA_DIR/mcp_auth.lua does not exist (yet); nginx will not start without it" >&2
-fi
+for lua in mcp_auth.lua mcp_tools_list.lua; do
+    if [[ $LUA_DIR == "$PREFIX" ]]; then
+        cp "$here/$lua" "$outdir/$lua"
+    elif [[ ! -f $LUA_DIR/$lua ]]; then
+        echo "render.sh: warning: $LUA_DIR/$lua does not exist (yet); nginx will not start without it" >&2
+    fi
+done
 
 if [[ -n ${MCP_SERVERS:-} ]]; then
     {

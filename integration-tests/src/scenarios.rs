@@ -1,6 +1,7 @@
 //! The end-to-end scenarios, one table for every gateway: each function starts a real stack
 //! (IdP, auth-server binary, the gateway with its shipped config, rmcp MCP servers) behind the
-//! given [`Front`] and checks one behaviour through real MCP clients. `gateway_nginx.rs`,
+//! given [`Front`] and checks one behaviour through real MCP clients; the `tools/list` filter's
+//! rows share one stack per gateway (scenarios/tools_list.rs). `gateway_nginx.rs`,
 //! `gateway_envoy_http.rs` and `gateway_envoy_grpc.rs` each run all of them with
 //! [`gateway_scenarios!`].
 //!
@@ -15,15 +16,19 @@
 //! `stack.front` with a comment saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod tools_list;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::mcp_client::{ClientError, ConnectOptions, McpClient, result_text};
+
 use crate::stack::{
     Front, GatewayStack, Idp, IdpOptions, Profile, RawRequest, RawResponse, raw_http, repo_root,
     require,
 };
+pub use tools_list::tools_list_shows_each_caller_only_the_tools_it_may_use;
 
 /// Runs every scenario of this module as a `#[tokio::test]` against one gateway.
 #[macro_export]
@@ -64,6 +69,10 @@ macro_rules! gateway_scenarios {
         #[tokio::test]
         async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway() {
             $crate::scenarios::requests_at_the_edges_get_the_same_json_answer_on_every_gateway($front).await;
+        }
+        #[tokio::test]
+        async fn tools_list_shows_each_caller_only_the_tools_it_may_use() {
+            $crate::scenarios::tools_list_shows_each_caller_only_the_tools_it_may_use($front).await;
         }
         #[tokio::test]
         async fn unknown_server_smuggled_target_and_unreachable_auth_server_never_reach_the_upstream() {
@@ -141,17 +150,13 @@ pub async fn each_client_gets_exactly_what_the_policy_allows(front: Front) {
         .token_with("scoped-agent", Some("mcp-servers-restricted/read"))
         .await;
 
-    // Admin: every server, every tool but the one nobody may call.
+    // Admin: every server, every tool but the one nobody may call, which it does not see.
     let client = connect(&stack, "fininfo", &admin)
         .await
         .expect("admin initializes fininfo");
     assert_eq!(
         client.tool_names().await.unwrap(),
-        [
-            "delete_all_portfolios",
-            "get_stock_aggregates",
-            "print_stock_data"
-        ]
+        ["get_stock_aggregates", "print_stock_data"]
     );
     let result = client
         .call_tool("print_stock_data", stock_args())
@@ -172,12 +177,13 @@ pub async fn each_client_gets_exactly_what_the_policy_allows(front: Front) {
         .expect("admin asks the time");
     client.close().await.unwrap();
 
-    // Read-only: initialize and list, never call.
+    // Read-only: initialize and list (the tools its read entries name), never call.
     for server in ["fininfo", "currenttime"] {
         let client = connect(&stack, server, &reader)
             .await
             .expect("reader initializes");
-        assert!(!client.tool_names().await.expect("reader lists").is_empty());
+        let listed = client.tool_names().await.expect("reader lists");
+        assert_eq!(listed.len(), 2, "{server}: {listed:?}");
         let tool = if server == "fininfo" {
             "get_stock_aggregates"
         } else {
@@ -644,13 +650,10 @@ pub async fn official_python_sdk_client_through_the_gateway(front: Front) {
         .await
         .expect("python runs");
     let report = python_report(&output);
+    // The operator sees the tools its entries name, not delete_all_portfolios.
     assert_eq!(
         report["tools"],
-        json!([
-            "delete_all_portfolios",
-            "get_stock_aggregates",
-            "print_stock_data"
-        ]),
+        json!(["get_stock_aggregates", "print_stock_data"]),
         "{report}"
     );
     assert_eq!(report["calls"][0]["ok"], true, "{report}");

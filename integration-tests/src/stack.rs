@@ -577,6 +577,27 @@ impl GatewayStack {
         extra_env: &[(&str, &str)],
         tls: Option<&GatewayTls>,
     ) -> GatewayStack {
+        Self::start_full(front, profile, extra_env, tls, &[]).await
+    }
+
+    /// As [`GatewayStack::start_behind`], with more MCP servers behind the gateway (name and
+    /// address; the policy, e.g. an `AUTH_SCOPES_FILE` in `extra_env`, must name them).
+    pub async fn start_with_servers(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        extra_servers: &[(&str, SocketAddr)],
+    ) -> GatewayStack {
+        Self::start_full(front, profile, extra_env, None, extra_servers).await
+    }
+
+    async fn start_full(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        tls: Option<&GatewayTls>,
+        extra_servers: &[(&str, SocketAddr)],
+    ) -> GatewayStack {
         use crate::mcp_servers::{ServerKind, spawn_server};
         let workdir = tempfile::tempdir().expect("temp dir");
         let cognito_issuer =
@@ -615,7 +636,9 @@ impl GatewayStack {
                 .iter()
                 .map(|(name, value)| (*name, (*value).to_owned())),
         );
-        let grpc_addr: Option<SocketAddr> = (front == Front::EnvoyGrpc).then(|| {
+        // Envoy's gRPC mode asks Check there; both Envoy modes filter tools/list answers with
+        // ext_proc, which is served on the same listener.
+        let grpc_addr: Option<SocketAddr> = (front != Front::Nginx).then(|| {
             format!("127.0.0.1:{}", free_port())
                 .parse()
                 .expect("address")
@@ -626,7 +649,7 @@ impl GatewayStack {
         let auth = AuthServer::start(&env, workdir.path()).await;
         auth.wait_ready().await;
         if let Some(addr) = grpc_addr {
-            wait_for_port(addr, "auth-server's gRPC Check").await;
+            wait_for_port(addr, "auth-server's gRPC listener").await;
         }
         let listen = || {
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
@@ -636,10 +659,11 @@ impl GatewayStack {
         };
         let currenttime = spawn_server(ServerKind::CurrentTime, listen().expect("listener")).await;
         let fininfo = spawn_server(ServerKind::FinInfo, listen().expect("listener")).await;
-        let servers = [
+        let mut servers = vec![
             ("currenttime", currenttime.addr()),
             ("fininfo", fininfo.addr()),
         ];
+        servers.extend_from_slice(extra_servers);
         let gateway = match front {
             Front::Nginx => Gateway::Nginx(
                 Nginx::start_with_tls(auth.addr, &servers, workdir.path(), tls).await,

@@ -69,8 +69,12 @@ pub struct Config {
     pub token_cache_size: usize,
     /// `AUTH_MAX_BATCH`: most messages in one JSON-RPC batch.
     pub max_batch: usize,
-    /// `AUTH_MAX_LARGE_CHECKS`: bodies over 64 KiB decided at once (others wait, then 503).
+    /// `AUTH_MAX_LARGE_CHECKS`: bodies over 64 KiB decided at once (others wait, then 503),
+    /// request bodies and `tools/list` answers alike.
     pub max_large_checks: usize,
+    /// `AUTH_MAX_LIST_ANSWER_BYTES`: the largest `tools/list` answer the filter reads; a larger
+    /// one is withheld (the client gets a JSON-RPC error), never passed on unread.
+    pub max_list_answer_bytes: usize,
     /// `AUTH_SCOPES_POLL_SECONDS`: how often the policy file is checked for changes (0 = never).
     pub scopes_poll: Option<Duration>,
 }
@@ -99,6 +103,7 @@ struct RawConfig {
     scopes_poll_seconds: Option<String>,
     max_batch: Option<String>,
     max_large_checks: Option<String>,
+    max_list_answer_bytes: Option<String>,
     issuers_file: Option<String>,
     insecure_http_hosts: Option<String>,
 }
@@ -214,6 +219,12 @@ impl RawConfig {
                 "AUTH_MAX_LARGE_CHECKS",
                 default_large_checks(),
                 1..=1024,
+            )? as usize,
+            max_list_answer_bytes: number(
+                self.max_list_answer_bytes,
+                "AUTH_MAX_LIST_ANSWER_BYTES",
+                crate::tools_list::Limits::DEFAULT_MAX_ANSWER_BYTES as u64,
+                1024..=256 * 1_048_576,
             )? as usize,
         })
     }
