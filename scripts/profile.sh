@@ -3,7 +3,8 @@
 # whatever else the machine does, so before/after comparisons of a change are exact (wall-clock
 # load runs on two shared cores vary by 10-20%). Counts auth-server's user-space instructions
 # only (no kernel time) for REQUESTS allowed `tools/call` checks with a cached token over one
-# kept-alive /validate connection, then for the gRPC Check path over one HTTP/2 connection.
+# kept-alive /validate connection, then for the gRPC Check path over one HTTP/2 connection, then
+# for REQUESTS allowed `tools/list` checks (marked for the answer filter) over /validate.
 #
 #   scripts/profile.sh                 # REQUESTS=2000 GRPC_SECONDS=5
 #   callgrind_annotate "$OUT/validate.callgrind" | head -40    # where the instructions go
@@ -42,13 +43,16 @@ finish() {
   total=$(awk '/Collected :/ {gsub(",", "", $4); print $4}' "$work/$1.log")
   [[ -n $total ]] || { echo "profile.sh: no count from callgrind ($work/$1.log)" >&2; exit 1; }
 }
-# validate_requests COUNT: allowed tools/call checks on one kept-alive connection.
+# validate_requests COUNT [METHOD]: allowed tools/call (or tools/list) checks on one kept-alive
+# connection.
 validate_requests() {
-  python3 - "$http_port" "$1" "$(cat "$work/one-token.txt")" <<'PY'
+  python3 - "$http_port" "$1" "$(cat "$work/one-token.txt")" "${2:-tools/call}" <<'PY'
 import http.client, sys
-port, count, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, count, token, method = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 body = (b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_stock_aggregates",'
         b'"arguments":{"stock_ticker":"AAPL","from_date":"2026-01-01","to_date":"2026-01-31"}}}')
+if method == "tools/list":
+    body = b'{"jsonrpc":"2.0","id":7,"method":"tools/list"}'
 headers = {"X-Authorization": "Bearer " + token, "X-Original-URI": "/fininfo/mcp",
            "X-Original-Method": "POST", "Content-Type": "application/json",
            "Accept": "application/json, text/event-stream",
@@ -83,8 +87,17 @@ grpc_total=$total
 grpc_requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$grpc_result")
 grep -q 'errors=0' <<<"$grpc_result" || { echo "profile.sh: gRPC checks failed: $grpc_result" >&2; exit 1; }
 
+under_callgrind list
+validate_requests 50 tools/list
+callgrind_control -i on "$valgrind_pid" >/dev/null
+validate_requests "$REQUESTS" tools/list
+callgrind_control -i off "$valgrind_pid" >/dev/null
+finish list
+list_total=$total
+
 echo "| path | checks | instructions per check |"
 echo "|---|---|---|"
 echo "| /validate (HTTP/1.1), cached token, tools/call | $REQUESTS | $((validate_total / REQUESTS)) |"
 echo "| gRPC Check (HTTP/2), cached token, tools/call | $grpc_requests | $((grpc_total / grpc_requests)) |"
-echo "callgrind files: $OUT/validate.callgrind $OUT/grpc.callgrind" >&2
+echo "| /validate (HTTP/1.1), cached token, tools/list (marked for the filter) | $REQUESTS | $((list_total / REQUESTS)) |"
+echo "callgrind files: $OUT/validate.callgrind $OUT/grpc.callgrind $OUT/list.callgrind" >&2

@@ -10,7 +10,8 @@ cd "$root"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose)
+# openssl: scripts/dev-cert.sh (the TLS variants' throwaway CA), used by the packaging tests.
+apt_packages=(nginx-light libnginx-mod-http-lua wrk docker-compose openssl)
 # The browser test (integration-tests/tests/browser.rs): Debian's Chromium, headless, and its
 # WebDriver server.
 apt_packages+=(chromium chromium-driver)

@@ -43,7 +43,7 @@ fn service() -> CheckService {
     let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
     let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
     let store = Arc::new(KeyStore::with_keys(keys));
-    CheckService::new(Arc::new(Authorizer::new(&config, policy, store)))
+    CheckService::new(Arc::new(Authorizer::new(&config, policy, vec![store])))
 }
 
 /// The `CheckRequest` Envoy sends for an operator's `tools/call` (envoy-grpc.yaml: raw body,

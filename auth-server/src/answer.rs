@@ -1,13 +1,15 @@
 //! The one place where a [`Decision`] becomes a protocol-neutral [`Answer`]: a status (HTTP and
-//! gRPC), headers to set (values already checked), headers to remove, and a body. The HTTP and
-//! gRPC shells only transcribe it.
+//! gRPC), headers to set (values already checked), headers to remove, and a body; and where the
+//! answer filter's result becomes a [`FilterAnswer`]. The HTTP and gRPC shells only transcribe
+//! them.
 
 use serde_json::json;
 
 use crate::decision::{CrossSite, Decision, DenyReason, HeaderProblem};
-use crate::headers::{HeaderText, UnsafeValue};
+use crate::headers::{HeaderText, TOOLS_LIST_UPSTREAM_HEADERS, UnsafeValue};
 use crate::session::SessionError;
 use crate::token::TokenError;
+use crate::tools_list::{self, FilterError, Filtered, ListRequest, MediaType};
 
 /// What the answers need besides the decision.
 #[derive(Debug, Clone)]
@@ -53,6 +55,10 @@ pub struct Answer {
     pub remove_headers: Vec<&'static str>,
     /// JSON body of a denial.
     pub body: Option<String>,
+    /// An allow of a request holding `tools/list` calls: the answer filter's context, for the
+    /// gateway only ([`crate::headers::TOOLS_LIST_HEADER`]: an answer header over HTTP,
+    /// dynamic metadata over gRPC).
+    pub tools_list: Option<HeaderText>,
 }
 
 impl Answer {
@@ -65,15 +71,26 @@ impl Answer {
 /// Turns a decision into an answer.
 pub fn answer(decision: Decision, settings: &AnswerSettings) -> Answer {
     match decision {
-        Decision::Allow(allowed) => Answer {
-            status: Status {
-                http: 200,
-                rpc: RpcCode::Ok,
-            },
-            set_headers: allowed.headers.into_pairs().collect(),
-            remove_headers: allowed.ingress_headers,
-            body: None,
-        },
+        Decision::Allow(allowed) => {
+            let mut set_headers: Vec<_> = allowed.headers.into_pairs().collect();
+            if allowed.tools_list.is_some() {
+                set_headers.extend(
+                    TOOLS_LIST_UPSTREAM_HEADERS
+                        .iter()
+                        .map(|(name, value)| (*name, HeaderText::sanitized(value))),
+                );
+            }
+            Answer {
+                status: Status {
+                    http: 200,
+                    rpc: RpcCode::Ok,
+                },
+                set_headers,
+                remove_headers: allowed.ingress_headers,
+                body: None,
+                tools_list: allowed.tools_list,
+            }
+        }
         Decision::Deny { reason, .. } => deny(&reason, settings),
     }
 }
@@ -143,6 +160,51 @@ fn deny(reason: &DenyReason, settings: &AnswerSettings) -> Answer {
         set_headers: headers,
         remove_headers: Vec::new(),
         body: Some(body.to_string()),
+        tools_list: None,
+    }
+}
+
+/// What a gateway sends the client for an upstream answer to a request holding `tools/list`
+/// calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterAnswer {
+    /// The upstream's answer as it came: status, headers and body.
+    Unchanged,
+    /// The upstream's headers with this status, `Content-Type` and body (its length anew).
+    Replaced {
+        /// HTTP status.
+        status: u16,
+        /// `Content-Type`.
+        media_type: MediaType,
+        /// The body.
+        body: Vec<u8>,
+    },
+}
+
+/// Turns the filter's result into what the gateway sends: the rewritten list, or for an answer
+/// the filter withheld, a JSON-RPC error naming the reason for each call of the request.
+pub fn filter_answer(
+    result: Result<Filtered, FilterError>,
+    upstream_status: u16,
+    request: &ListRequest,
+) -> FilterAnswer {
+    match result {
+        Ok(Filtered::Unchanged) => FilterAnswer::Unchanged,
+        Ok(Filtered::Rewritten {
+            media_type, body, ..
+        }) => FilterAnswer::Replaced {
+            status: upstream_status,
+            media_type,
+            body,
+        },
+        Err(error) => {
+            let refusal = tools_list::refusal(&error, request);
+            FilterAnswer::Replaced {
+                status: refusal.status,
+                media_type: tools_list::Refusal::MEDIA_TYPE,
+                body: refusal.body,
+            }
+        }
     }
 }
 
@@ -180,7 +242,7 @@ pub fn status_of(reason: &DenyReason) -> Status {
         | DenyReason::Session(_) => (401, RpcCode::Unauthenticated),
         DenyReason::SignIn { .. } => (302, RpcCode::Unauthenticated),
         DenyReason::CrossSite(_) => (403, RpcCode::PermissionDenied),
-        DenyReason::NoKeySet | DenyReason::Busy => (503, RpcCode::Unavailable),
+        DenyReason::NoKeySet { .. } | DenyReason::Busy => (503, RpcCode::Unavailable),
         DenyReason::IngressTokenAsEgress
         | DenyReason::BadHeader { .. }
         | DenyReason::BadTarget(_)
@@ -195,7 +257,7 @@ pub fn status_of(reason: &DenyReason) -> Status {
 fn error_code(reason: &DenyReason) -> &'static str {
     match reason {
         DenyReason::BodyTooLarge => "request_too_large",
-        DenyReason::NoKeySet | DenyReason::Busy => "temporarily_unavailable",
+        DenyReason::NoKeySet { .. } | DenyReason::Busy => "temporarily_unavailable",
         DenyReason::MethodNotAllowed(_) => "method_not_allowed",
         DenyReason::UnsafeIdentity(_) => "identity_not_representable",
         DenyReason::CrossSite(_) => "cross_site_request",
@@ -212,7 +274,8 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
         DenyReason::Token(err) => match err {
             TokenError::Expired => "token_expired",
             TokenError::NotYetValid | TokenError::IssuedInFuture => "token_not_yet_valid",
-            TokenError::WrongIssuer => "token_wrong_issuer",
+            TokenError::WrongIssuer | TokenError::UnknownIssuer => "token_wrong_issuer",
+            TokenError::GroupOverage => "token_group_overage",
             TokenError::WrongAudience => "token_wrong_audience",
             TokenError::ClientNotAllowed => "token_client_not_allowed",
             TokenError::UnknownKid(_) => "token_unknown_kid",
@@ -224,7 +287,7 @@ pub fn reason_code(reason: &DenyReason) -> &'static str {
             _ => "token_invalid",
         },
         DenyReason::CognitoHeader { .. } => "cognito_header_mismatch",
-        DenyReason::NoKeySet => "no_key_set",
+        DenyReason::NoKeySet { .. } => "no_key_set",
         DenyReason::IngressTokenAsEgress => "ingress_token_as_egress",
         DenyReason::BadHeader { .. } => "bad_header",
         DenyReason::BadTarget(_) => "bad_target",
@@ -264,9 +327,10 @@ pub fn describe(reason: &DenyReason, settings: &AnswerSettings) -> String {
             HeaderProblem::Repeated => format!("{header} is repeated"),
             HeaderProblem::Unreadable => format!("{header} is not readable text"),
         },
-        DenyReason::NoKeySet => {
-            "the identity provider's key set is not available yet; retry later".to_owned()
-        }
+        DenyReason::NoKeySet { issuer } => format!(
+            "the key set of the token's identity provider (`{issuer}`) is not available yet; \
+             retry later"
+        ),
         DenyReason::Busy => {
             "too many large request bodies are being inspected at once; retry shortly".to_owned()
         }

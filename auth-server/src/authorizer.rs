@@ -1,5 +1,6 @@
 //! The process's shared state and the one pipeline every shell runs:
-//! facts → snapshot → decide → record → answer.
+//! facts → snapshot → decide → record → answer; and the one pipeline of the `tools/list` answer
+//! filter: context → visible tools → filter → record → answer.
 //!
 //! The shells (HTTP, gRPC) hand over a [`CheckInput`] and transcribe the [`Answer`]; everything
 //! in between happens here, once. Two things are not pure and live here rather than in the core:
@@ -15,27 +16,29 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::answer::{self, Answer, AnswerSettings};
+use crate::answer::{self, Answer, AnswerSettings, FilterAnswer};
 use crate::config::Config;
-use crate::decision::{self, Context, Decision, DenyReason, Settings, Snapshot};
+use crate::decision::{self, Context, Decision, DenyReason, Issuer, Settings, Snapshot};
 use crate::jwks::fetch::KeyStore;
 use crate::metrics::{State, StateSource};
-use crate::policy::{CompiledPolicy, PolicyError};
+use crate::policy::{CompiledPolicy, PolicyError, VisibleTools};
 use crate::record;
 use crate::request::{Body, CheckRequest};
 use crate::session::flow::SignInFlow;
 use crate::token::{TokenCache, TokenError};
+use crate::tools_list::context::{ContextError, FilterContext};
+use crate::tools_list::{self, FilterError, Filtered, Limits, Reason, UpstreamAnswer};
 
 /// Bodies up to this size are decided on the I/O worker that read them (a 64 KiB body takes
 /// well under a millisecond); larger ones on the blocking pool.
-pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const INLINE_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a large body waits for its turn before the check answers 503 with `Retry-After`.
 const LARGE_CHECK_WAIT: Duration = Duration::from_secs(1);
 
 /// A check request as a shell holds it: its facts can be read any number of times, and it can
 /// be moved to another thread when its body is large.
-pub trait CheckInput {
+pub(crate) trait CheckInput {
     /// The same input, owned and sendable (the HTTP shell copies its header map; a gRPC request
     /// already is one).
     type Sendable: CheckInput + Send + Sync + 'static;
@@ -55,7 +58,8 @@ pub trait CheckInput {
 pub struct Authorizer {
     settings: Settings,
     answers: AnswerSettings,
-    keys: Arc<KeyStore>,
+    /// One key store per trusted issuer, in the order of `settings.issuers`.
+    keys: Vec<Arc<KeyStore>>,
     policy: ArcSwap<CompiledPolicy>,
     policy_file: PathBuf,
     cache: TokenCache,
@@ -64,6 +68,21 @@ pub struct Authorizer {
     large_checks: Arc<Semaphore>,
     reloads: ReloadStats,
     sign_in: Option<SignInFlow>,
+    list_limits: Limits,
+}
+
+/// An MCP server's answer to a request holding `tools/list` calls, as a filter shell received
+/// it: owned, so that a large one can be filtered on another thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`, if any.
+    pub content_encoding: Option<String>,
+    /// The body as it came (a shell that stops reading keeps the first bound + 1 bytes).
+    pub body: Vec<u8>,
 }
 
 /// Policy reload outcomes since start, for metrics.
@@ -76,14 +95,28 @@ struct ReloadStats {
 }
 
 impl Authorizer {
-    /// Builds the state from a validated configuration and a loaded policy.
-    pub fn new(config: &Config, policy: CompiledPolicy, keys: Arc<KeyStore>) -> Self {
+    /// Builds the state from a validated configuration, a loaded policy and one key store per
+    /// configured issuer (in the order of `config.issuers`).
+    pub fn new(config: &Config, policy: CompiledPolicy, keys: Vec<Arc<KeyStore>>) -> Self {
+        assert_eq!(
+            keys.len(),
+            config.issuers.len(),
+            "one key store per trusted issuer"
+        );
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|issuer| Issuer {
+                name: issuer.name.clone(),
+                auth_method: issuer.auth_method.clone(),
+                rules: issuer.rules.clone(),
+                cognito_pool: issuer.cognito_pool.clone(),
+            })
+            .collect();
         Authorizer {
             settings: Settings {
-                rules: config.rules.clone(),
-                cognito_pool: config.cognito_pool.clone(),
+                issuers,
                 max_batch: config.max_batch,
-                auth_method: config.rules.provider.name().to_owned(),
                 session: config.session.as_ref().map(|session| session.rules.clone()),
             },
             answers: AnswerSettings {
@@ -99,20 +132,92 @@ impl Authorizer {
             large_checks: Arc::new(Semaphore::new(config.max_large_checks)),
             reloads: ReloadStats::default(),
             sign_in: config.session.clone().map(SignInFlow::new),
+            list_limits: Limits {
+                max_answer_bytes: config.max_list_answer_bytes,
+            },
         }
+    }
+
+    /// The `tools/list` answer filter's pipeline: reads the check's `context`, asks the policy in
+    /// force which tools the caller sees on the server, filters the upstream's answer (a large
+    /// one on the blocking pool, holding one of the permits for large inspections), records the
+    /// outcome and returns what the gateway sends. Fails only for a context the check did not
+    /// write (a gateway misconfigured, or a caller that is not the gateway).
+    pub async fn filter_tools_list(
+        self: &Arc<Self>,
+        context: &str,
+        reply: UpstreamReply,
+        request_id: Option<&str>,
+    ) -> Result<FilterAnswer, ContextError> {
+        let started = Instant::now();
+        let context = FilterContext::decode(context)?;
+        let scopes: Vec<&str> = context.scopes.iter().map(String::as_str).collect();
+        let visible = self.policy.load().visible_tools(&scopes, &context.server);
+        let status = reply.status;
+        // An answer over the bound is refused at once (the filter looks at its length first).
+        let large =
+            (INLINE_BODY_BYTES + 1..=self.list_limits.max_answer_bytes).contains(&reply.body.len());
+        let result = if large {
+            self.filter_large(reply, context.request.clone(), visible)
+                .await
+        } else {
+            filter(&reply, &context.request, &visible, &self.list_limits)
+        };
+        let outcome = record::ToolsListOutcome::of(&result);
+        let answer = answer::filter_answer(result, status, &context.request);
+        let client_status = match &answer {
+            FilterAnswer::Unchanged => status,
+            FilterAnswer::Replaced { status, .. } => *status,
+        };
+        record::tools_list(
+            &context,
+            outcome,
+            status,
+            client_status,
+            request_id,
+            started.elapsed(),
+        );
+        Ok(answer)
+    }
+
+    async fn filter_large(
+        self: &Arc<Self>,
+        reply: UpstreamReply,
+        request: tools_list::ListRequest,
+        visible: VisibleTools,
+    ) -> Result<Filtered, FilterError> {
+        let busy = FilterError {
+            upstream_status: reply.status,
+            reason: Reason::Busy,
+        };
+        let Some(permit) = self.large_check_permit().await else {
+            return Err(busy);
+        };
+        let limits = self.list_limits;
+        tokio::task::spawn_blocking(move || {
+            let _permit: OwnedSemaphorePermit = permit;
+            filter(&reply, &request, &visible, &limits)
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "a large tools/list answer was not filtered");
+            Err(busy)
+        })
     }
 
     /// The pipeline: decides the check (refreshing the key set once on an unknown `kid`),
     /// records the decision and returns the answer.
-    pub async fn answer<I: CheckInput>(self: &Arc<Self>, input: I) -> Answer {
+    pub(crate) async fn answer<I: CheckInput>(self: &Arc<Self>, input: I) -> Answer {
         let started = Instant::now();
         let facts = input.facts();
         let large = matches!(facts.body, Body::Complete(body) if body.len() > INLINE_BODY_BYTES);
         let decision = if large {
             let input = Arc::new(input.into_sendable());
             let decision = self.check_large(&input).await;
+            let issuer = self.issuer_name(&decision);
             record::decision(
                 &decision,
+                issuer,
                 input.facts().body,
                 input.request_id(),
                 started.elapsed(),
@@ -120,7 +225,14 @@ impl Authorizer {
             decision
         } else {
             let decision = self.check(&facts).await;
-            record::decision(&decision, facts.body, input.request_id(), started.elapsed());
+            let issuer = self.issuer_name(&decision);
+            record::decision(
+                &decision,
+                issuer,
+                facts.body,
+                input.request_id(),
+                started.elapsed(),
+            );
             decision
         };
         answer::answer(decision, &self.answers)
@@ -131,7 +243,9 @@ impl Authorizer {
     pub async fn check(&self, request: &CheckRequest<'_>) -> Decision {
         let decision = self.decide_now(request);
         match unknown_kid(&decision) {
-            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => self.decide_now(request),
+            Some((issuer, kid)) if self.keys[issuer].refresh_for_unknown_kid(kid).await => {
+                self.decide_now(request)
+            }
             _ => decision,
         }
     }
@@ -144,7 +258,7 @@ impl Authorizer {
     ) -> Decision {
         let decision = self.decide_on_pool(input).await;
         match unknown_kid(&decision) {
-            Some(kid) if self.keys.refresh_for_unknown_kid(kid).await => {
+            Some((issuer, kid)) if self.keys[issuer].refresh_for_unknown_kid(kid).await => {
                 self.decide_on_pool(input).await
             }
             _ => decision,
@@ -158,6 +272,7 @@ impl Authorizer {
         let Some(permit) = self.large_check_permit().await else {
             return Decision::Deny {
                 identity: None,
+                issuer: None,
                 reason: DenyReason::Busy,
             };
         };
@@ -174,6 +289,7 @@ impl Authorizer {
             tracing::error!(error = %err, "a large check did not finish");
             Decision::Deny {
                 identity: None,
+                issuer: None,
                 reason: DenyReason::Busy,
             }
         })
@@ -190,8 +306,17 @@ impl Authorizer {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             policy: self.policy.load_full(),
-            keys: self.keys.current(),
+            keys: self.keys.iter().map(|store| store.current()).collect(),
         }
+    }
+
+    /// The name of the issuer a decision involved, for the log.
+    fn issuer_name(&self, decision: &Decision) -> Option<&str> {
+        let issuer = match decision {
+            Decision::Allow(allowed) => allowed.issuer,
+            Decision::Deny { issuer, .. } => *issuer,
+        }?;
+        Some(self.settings.issuers[issuer].name.as_str())
     }
 
     /// Decides with `snapshot` at `now`; never waits.
@@ -233,13 +358,26 @@ impl Authorizer {
         Ok(())
     }
 
-    /// Whether checks can be answered: a key set is available (the policy always is).
+    /// Whether checks can be answered for every issuer: each has a key set (the policy always
+    /// is there).
     pub fn ready(&self) -> bool {
-        self.keys.current().is_some()
+        self.keys.iter().all(|store| store.current().is_some())
     }
 
-    /// The key store.
-    pub fn keys(&self) -> &Arc<KeyStore> {
+    /// The names of the issuers without a key set yet: checks of their tokens answer 503 while
+    /// those of the others go on.
+    pub fn issuers_not_ready(&self) -> Vec<&str> {
+        self.settings
+            .issuers
+            .iter()
+            .zip(&self.keys)
+            .filter(|(_, store)| store.current().is_none())
+            .map(|(issuer, _)| issuer.name.as_str())
+            .collect()
+    }
+
+    /// The key stores, one per trusted issuer.
+    pub fn keys(&self) -> &[Arc<KeyStore>] {
         &self.keys
     }
 
@@ -253,9 +391,12 @@ impl Authorizer {
         self.resource_url.as_deref()
     }
 
-    /// The configured issuer.
-    pub fn issuer(&self) -> &str {
-        &self.settings.rules.issuer
+    /// The `iss` of every trusted issuer (the authorization servers of RFC 9728 metadata).
+    pub fn issuer_urls(&self) -> impl Iterator<Item = &str> {
+        self.settings
+            .issuers
+            .iter()
+            .map(|issuer| issuer.rules.issuer.as_str())
     }
 
     /// People's sign-in, when configured (`AUTH_SESSION_*`).
@@ -272,25 +413,39 @@ impl Authorizer {
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
+
+    /// `AUTH_MAX_LIST_ANSWER_BYTES`: the filter shells read at most one byte more (enough to
+    /// know that an answer is over it).
+    pub fn max_list_answer_bytes(&self) -> usize {
+        self.list_limits.max_answer_bytes
+    }
 }
 
 impl StateSource for Authorizer {
     fn state(&self) -> State {
         let (hits, misses) = self.cache.hits_and_misses();
-        let fetches = self.keys.stats();
-        let last_fetch = fetches.last_success_unix.load(Relaxed);
+        let stats = self.keys.iter().map(|store| store.stats());
+        let succeeded = stats.clone().map(|s| s.succeeded.load(Relaxed)).sum();
+        let failed = stats.clone().map(|s| s.failed.load(Relaxed)).sum();
+        // The age of the stalest key set: 0 (never fetched) for any issuer means never.
+        let oldest_fetch = stats
+            .map(|s| s.last_success_unix.load(Relaxed))
+            .min()
+            .unwrap_or(0);
         State {
             token_cache_hits: hits,
             token_cache_misses: misses,
             token_cache_entries: self.cache.len() as u64,
-            jwks_refresh_succeeded: fetches.succeeded.load(Relaxed),
-            jwks_refresh_failed: fetches.failed.load(Relaxed),
-            jwks_age_seconds: (last_fetch > 0)
-                .then(|| crate::unix_now().saturating_sub(last_fetch)),
+            jwks_refresh_succeeded: succeeded,
+            jwks_refresh_failed: failed,
+            jwks_age_seconds: (oldest_fetch > 0)
+                .then(|| crate::unix_now().saturating_sub(oldest_fetch)),
             jwks_keys: self
                 .keys
-                .current()
-                .map_or(0, |current| current.keys.len() as u64),
+                .iter()
+                .filter_map(|store| store.current())
+                .map(|current| current.keys.len() as u64)
+                .sum(),
             policy_reloads_succeeded: self.reloads.succeeded.load(Relaxed),
             policy_reloads_failed: self.reloads.failed.load(Relaxed),
             ready: self.ready(),
@@ -298,13 +453,35 @@ impl StateSource for Authorizer {
     }
 }
 
-/// The `kid` of a token refused for naming a key the set does not hold.
-fn unknown_kid(decision: &Decision) -> Option<&str> {
+/// [`tools_list::filter`] over an owned reply.
+fn filter(
+    reply: &UpstreamReply,
+    request: &tools_list::ListRequest,
+    visible: &VisibleTools,
+    limits: &Limits,
+) -> Result<Filtered, FilterError> {
+    let answer = UpstreamAnswer {
+        status: reply.status,
+        content_type: reply.content_type.as_deref(),
+        content_encoding: reply.content_encoding.as_deref(),
+        body: &reply.body,
+    };
+    tools_list::filter(
+        &answer,
+        request,
+        &|tool: &str| visible.contains(tool),
+        limits,
+    )
+}
+
+/// The issuer and `kid` of a token refused for naming a key its issuer's set does not hold.
+fn unknown_kid(decision: &Decision) -> Option<(usize, &str)> {
     match decision {
         Decision::Deny {
             reason: DenyReason::Token(TokenError::UnknownKid(kid)),
+            issuer: Some(issuer),
             ..
-        } => Some(kid),
+        } => Some((*issuer, kid)),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::headers::{IdentityHeaders, UnsafeHeader, UnsafeValue};
+use crate::headers::{HeaderText, IdentityHeaders, UnsafeHeader, UnsafeValue};
 use crate::jsonrpc::{self, Message, Payload, RpcError};
 use crate::jwks::fetch::VersionedKeys;
 use crate::policy::{Access, CompiledPolicy};
@@ -20,6 +20,8 @@ use crate::request::{
 use crate::session::{self, SessionError, SessionRules};
 use crate::target::{self, TargetError};
 use crate::token::{self, TokenCache, TokenError, TokenRules, VerifiedToken};
+use crate::tools_list::ListRequest;
+use crate::tools_list::context::{self as list_context, FilterContext};
 
 /// The configured Cognito pool, for the seed headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,29 +32,39 @@ pub struct CognitoPool {
     pub user_pool_id: String,
 }
 
+/// A trusted token issuer, as a decision needs it.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    /// Its name, for the log.
+    pub name: String,
+    /// `X-Auth-Method` of the requests it vouches for.
+    pub auth_method: String,
+    /// What its tokens must satisfy.
+    pub rules: TokenRules,
+    /// Its Cognito pool, when it is one.
+    pub cognito_pool: Option<CognitoPool>,
+}
+
 /// What the configuration fixes for every decision.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// What a token must satisfy.
-    pub rules: TokenRules,
-    /// The Cognito pool, when the provider is Cognito.
-    pub cognito_pool: Option<CognitoPool>,
+    /// The trusted issuers; a token is matched to one by its exact `iss`.
+    pub issuers: Vec<Issuer>,
     /// Most messages in one JSON-RPC batch (`AUTH_MAX_BATCH`).
     pub max_batch: usize,
-    /// `X-Auth-Method` of a token-authenticated request.
-    pub auth_method: String,
     /// People's browser sessions, when sign-in is configured.
     pub session: Option<SessionRules>,
 }
 
 /// Everything a decision reads that can change while the process runs, loaded once per
-/// request: the policy in force and the key set with its generation.
+/// request: the policy in force and each issuer's key set with its generation.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The policy in force.
     pub policy: Arc<CompiledPolicy>,
-    /// The key set and its generation, if one was ever fetched.
-    pub keys: Option<Arc<VersionedKeys>>,
+    /// Each issuer's key set and its generation (in the order of [`Settings::issuers`]), if one
+    /// was ever fetched.
+    pub keys: Vec<Option<Arc<VersionedKeys>>>,
 }
 
 /// What one decision reads: a snapshot, the settings, the verified-token cache and the time.
@@ -68,7 +80,7 @@ pub struct Context<'a> {
     pub now: u64,
 }
 
-/// One JSON-RPC message's method and tool, for the log.
+/// One JSON-RPC message's method and tool, for the log and the answer headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSummary {
     /// JSON-RPC method; empty for a response or a body-less GET/DELETE.
@@ -82,6 +94,9 @@ pub struct CallSummary {
 pub struct Allowed {
     /// Who.
     pub identity: Arc<VerifiedToken>,
+    /// The issuer that vouched for it (an index into [`Settings::issuers`]); `None` for a
+    /// person's session cookie.
+    pub issuer: Option<usize>,
     /// The scopes that were applied.
     pub scopes: Vec<String>,
     /// The MCP server.
@@ -92,6 +107,9 @@ pub struct Allowed {
     pub headers: IdentityHeaders,
     /// Ingress headers to remove before the upstream, lower-case.
     pub ingress_headers: Vec<&'static str>,
+    /// For a request that holds `tools/list` calls: what the answer filter needs, encoded
+    /// ([`FilterContext`]); for the gateway only.
+    pub tools_list: Option<HeaderText>,
 }
 
 /// A 403: the caller is known but no entry allows the request.
@@ -101,7 +119,8 @@ pub struct Forbidden {
     pub server: String,
     /// The first denied message.
     pub call: CallSummary,
-    /// Scope names that would allow it (for `WWW-Authenticate`).
+    /// Scope names that would allow the denied messages, for `WWW-Authenticate`: for a
+    /// batch, the union over every denied message; never `offline_access`.
     pub scopes_that_allow: Vec<String>,
 }
 
@@ -134,8 +153,11 @@ pub enum DenyReason {
         /// What is wrong with it.
         problem: HeaderProblem,
     },
-    /// 503: no key set to verify with.
-    NoKeySet,
+    /// 503: the token's issuer has no key set to verify with yet.
+    NoKeySet {
+        /// The issuer's name.
+        issuer: String,
+    },
     /// 400: the ingress token is also the egress token: it would reach the upstream.
     IngressTokenAsEgress,
     /// 400: a header the check reads is repeated or unreadable.
@@ -184,6 +206,9 @@ pub enum CrossSite {
 }
 
 /// The answer to one check.
+// One per check, moved from the core to the answer and never stored: the allow's size (its
+// identity headers and the tools/list filter context) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decision {
     /// Allowed, with who and what.
@@ -192,6 +217,8 @@ pub enum Decision {
     Deny {
         /// Who, when the token was verified.
         identity: Option<Arc<VerifiedToken>>,
+        /// The trusted issuer the token named, when it named one.
+        issuer: Option<usize>,
         /// Why.
         reason: DenyReason,
     },
@@ -201,6 +228,7 @@ impl Decision {
     fn deny(reason: DenyReason) -> Self {
         Decision::Deny {
             identity: None,
+            issuer: None,
             reason,
         }
     }
@@ -211,12 +239,23 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
     let Body::Complete(body) = request.body else {
         return Decision::deny(DenyReason::BodyTooLarge);
     };
-    let (identity, ingress) = match authenticate(request, context) {
+    let Authenticated {
+        identity,
+        issuer,
+        ingress,
+    } = match authenticate(request, context) {
         Ok(authenticated) => authenticated,
-        Err(reason) => return Decision::deny(reason),
+        Err((reason, issuer)) => {
+            return Decision::Deny {
+                identity: None,
+                issuer,
+                reason,
+            };
+        }
     };
     let denied = |reason| Decision::Deny {
         identity: Some(identity.clone()),
+        issuer,
         reason,
     };
     if let Err(reason) = check_egress(&request.credentials, ingress) {
@@ -237,40 +276,96 @@ pub fn decide(request: &CheckRequest<'_>, context: &Context<'_>) -> Decision {
         policy.scopes_for_groups(&identity.groups)
     };
     let mut calls = Vec::with_capacity(messages.len());
+    let mut first_denied = None;
+    // One challenge names every scope the whole request needs (MCP: no incremental
+    // challenges): for a batch, the union over its denied calls.
+    let mut needed: Vec<&str> = Vec::new();
     for message in messages.iter() {
         let access = access_of(message);
-        let call = summary_of(access);
         if !policy.allows(&scopes, &server, access) {
-            let scopes_that_allow = policy
-                .scopes_allowing(&server, access)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            return denied(DenyReason::Forbidden(Forbidden {
-                server,
-                call,
-                scopes_that_allow,
-            }));
+            for scope in policy.scopes_allowing(&server, access) {
+                // A refresh token is not a resource's requirement (MCP authorization).
+                if scope != "offline_access" && !needed.contains(&scope) {
+                    needed.push(scope);
+                }
+            }
+            first_denied.get_or_insert_with(|| summary_of(access));
         }
-        calls.push(call);
+        if first_denied.is_none() {
+            calls.push(summary_of(access));
+        }
+    }
+    if let Some(call) = first_denied {
+        needed.sort_unstable();
+        let scopes_that_allow = needed.into_iter().map(str::to_owned).collect();
+        return denied(DenyReason::Forbidden(Forbidden {
+            server,
+            call,
+            scopes_that_allow,
+        }));
     }
     let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
-    let auth_method = match ingress {
-        IngressHeader::SessionCookie => "session",
-        _ => &context.settings.auth_method,
+    let auth_method = match issuer {
+        Some(issuer) => context.settings.issuers[issuer].auth_method.as_str(),
+        None => "session",
     };
     let headers = match identity_headers(&identity, &scopes, &server, &calls, auth_method) {
         Ok(headers) => headers,
         Err(reason) => return denied(reason),
     };
+    let tools_list = match filter_context(&messages, &identity, &server, &scopes) {
+        Ok(context) => context,
+        Err(reason) => return denied(reason),
+    };
     Decision::Allow(Allowed {
         scopes,
         identity,
+        issuer,
         server,
         calls,
         headers,
         ingress_headers: ingress_headers(request, ingress),
+        tools_list,
     })
+}
+
+/// The answer filter's context for a request that holds `tools/list` calls (its answer shows
+/// the caller only the tools it may see); `None` for any other request, whose answer streams
+/// untouched. A context too long to travel with the allow is a 400 that says so.
+fn filter_context(
+    messages: &Messages,
+    identity: &VerifiedToken,
+    server: &str,
+    scopes: &[String],
+) -> Result<Option<HeaderText>, DenyReason> {
+    let Messages::Parsed(payload) = messages else {
+        return Ok(None);
+    };
+    let Some(request) = ListRequest::of(payload) else {
+        return Ok(None);
+    };
+    let encoded = FilterContext {
+        who: identity.subject.clone(),
+        server: server.to_owned(),
+        scopes: scopes.to_vec(),
+        request,
+    }
+    .encode();
+    if encoded.len() > list_context::MAX_ENCODED_BYTES {
+        return Err(DenyReason::BadMessage(RpcError {
+            code: jsonrpc::code::INVALID_REQUEST,
+            message: format!(
+                "the request's ids and the caller's scopes take {} bytes once encoded for the \
+                 tools/list filter, over the {} the gateway carries: send fewer calls per batch \
+                 or shorter ids",
+                encoded.len(),
+                list_context::MAX_ENCODED_BYTES
+            ),
+            id: None,
+        }));
+    }
+    // Base64url behind a fixed prefix: nothing for `sanitized` to replace.
+    Ok(Some(HeaderText::sanitized(&encoded)))
 }
 
 /// The messages of the request: parsed body for POST, one body-less access for GET/DELETE.
@@ -336,7 +431,7 @@ enum IngressHeader {
 /// (nginx passes both), and one bearer token never holds a comma (RFC 6750 token68).
 fn credential(fact: HeaderFact<'_>) -> HeaderFact<'_> {
     match fact {
-        HeaderFact::Once(value) if value.contains(',') && is_bearer_scheme(value) => {
+        HeaderFact::Once(value) if is_bearer_scheme(value) && value.contains(',') => {
             HeaderFact::Repeated
         }
         fact => fact,
@@ -355,9 +450,9 @@ fn ingress_token<'a>(
     credentials: &CredentialFacts<'a>,
 ) -> Result<(&'a str, IngressHeader), DenyReason> {
     // The header, and what to say when it is repeated or unreadable.
-    let (fact, header, [repeated, unreadable]) = match credential(credentials.x_authorization) {
+    let (fact, header, [repeated, unreadable]) = match credentials.x_authorization {
         HeaderFact::Absent => (
-            credential(credentials.authorization),
+            credentials.authorization,
             IngressHeader::Authorization,
             [
                 "Authorization is repeated",
@@ -379,11 +474,16 @@ fn ingress_token<'a>(
         HeaderFact::Unreadable => return Err(DenyReason::BadCredentials(unreadable)),
         HeaderFact::Once(value) => value,
     };
-    bearer_token(value)
-        .map(|token| (token, header))
-        .ok_or(DenyReason::BadCredentials(
+    match bearer_token(value) {
+        Some(token) => Ok((token, header)),
+        // Only a value that is no bearer token is looked at again: is it two joined?
+        None if credential(fact) == HeaderFact::Repeated => {
+            Err(DenyReason::BadCredentials(repeated))
+        }
+        None => Err(DenyReason::BadCredentials(
             "the ingress header is not `Bearer <token>`",
-        ))
+        )),
+    }
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 token68 characters).
@@ -398,23 +498,38 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && all_token68).then_some(token)
 }
 
+/// A verified caller: who, which trusted issuer vouched for it (none for a session cookie),
+/// and where its credential came.
+struct Authenticated {
+    identity: Arc<VerifiedToken>,
+    issuer: Option<usize>,
+    ingress: IngressHeader,
+}
+
+/// A refusal, and the issuer the token named when it named a trusted one.
+type Unauthenticated = (DenyReason, Option<usize>);
+
 fn authenticate(
     request: &CheckRequest<'_>,
     context: &Context<'_>,
-) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
-    let (token, header) = match ingress_token(&request.credentials) {
+) -> Result<Authenticated, Unauthenticated> {
+    let (token, ingress) = match ingress_token(&request.credentials) {
         // No bearer token at all: a person's session cookie may stand in (a token wins when
         // both came).
-        Err(DenyReason::NoCredentials) => return authenticate_session(request, context),
-        other => other?,
+        Err(DenyReason::NoCredentials) => {
+            return authenticate_session(request, context).map_err(|reason| (reason, None));
+        }
+        other => other.map_err(|reason| (reason, None))?,
     };
-    let identity = verified(token, context)?;
-    check_cognito_headers(
-        &request.cognito,
-        context.settings.cognito_pool.as_ref(),
-        &identity,
-    )?;
-    Ok((identity, header))
+    let (identity, issuer) = verified(token, context)?;
+    let pool = context.settings.issuers[issuer].cognito_pool.as_ref();
+    check_cognito_headers(&request.cognito, pool, &identity)
+        .map_err(|reason| (reason, Some(issuer)))?;
+    Ok(Authenticated {
+        identity,
+        issuer: Some(issuer),
+        ingress,
+    })
 }
 
 /// A person's session, when sign-in is configured and no bearer token came: the cookie opened
@@ -423,7 +538,7 @@ fn authenticate(
 fn authenticate_session(
     request: &CheckRequest<'_>,
     context: &Context<'_>,
-) -> Result<(Arc<VerifiedToken>, IngressHeader), DenyReason> {
+) -> Result<Authenticated, DenyReason> {
     let Some(rules) = context.settings.session.as_ref() else {
         return Err(DenyReason::NoCredentials);
     };
@@ -458,7 +573,11 @@ fn authenticate_session(
         scopes: Vec::new(),
         expires_at: session.valid_until,
     };
-    Ok((Arc::new(identity), IngressHeader::SessionCookie))
+    Ok(Authenticated {
+        identity: Arc::new(identity),
+        issuer: None,
+        ingress: IngressHeader::SessionCookie,
+    })
 }
 
 /// Whether `Accept` lists `text/html` (a browser navigating), with a quality above zero.
@@ -518,25 +637,48 @@ fn check_same_origin(
     }
 }
 
-/// The token's identity, from the cache or by verifying it with the snapshot's key set; a
-/// verification is cached under the generation of the very set that verified it.
-fn verified(token: &str, context: &Context<'_>) -> Result<Arc<VerifiedToken>, DenyReason> {
-    let Some(keys) = context.snapshot.keys.as_deref() else {
-        return Err(DenyReason::NoKeySet);
+/// The token's identity and the issuer that vouches for it, from the cache or by verifying it.
+/// The token is matched to a trusted issuer by its exact `iss` before any key is looked at, and
+/// only that issuer's keys (its set in the snapshot) may verify it; a verification is cached
+/// under the generation of the very set that verified it.
+fn verified(
+    token: &str,
+    context: &Context<'_>,
+) -> Result<(Arc<VerifiedToken>, usize), Unauthenticated> {
+    let snapshot = context.snapshot;
+    let generation_of = |issuer: usize| {
+        snapshot
+            .keys
+            .get(issuer)
+            .and_then(Option::as_deref)
+            .map(|keys| keys.generation)
     };
-    let rules = &context.settings.rules;
-    if let Some(hit) = context
-        .cache
-        .get(token, keys.generation, context.now, rules.leeway_seconds)
-    {
+    if let Some(hit) = context.cache.get(token, context.now, generation_of) {
         return Ok(hit);
     }
-    let identity =
-        Arc::new(token::verify(token, &keys.keys, rules, context.now).map_err(DenyReason::Token)?);
-    context
-        .cache
-        .insert(token, identity.clone(), keys.generation);
-    Ok(identity)
+    let unverified = token::read(token).map_err(|err| (DenyReason::Token(err), None))?;
+    let issuers = &context.settings.issuers;
+    let issuer = issuers
+        .iter()
+        .position(|issuer| issuer.rules.issuer == unverified.issuer())
+        .ok_or((DenyReason::Token(TokenError::UnknownIssuer), None))?;
+    let Some(keys) = snapshot.keys.get(issuer).and_then(Option::as_deref) else {
+        let name = issuers[issuer].name.clone();
+        return Err((DenyReason::NoKeySet { issuer: name }, Some(issuer)));
+    };
+    let rules = &issuers[issuer].rules;
+    let identity = unverified
+        .verify(&keys.keys, rules, context.now)
+        .map_err(|err| (DenyReason::Token(err), Some(issuer)))?;
+    let identity = Arc::new(identity);
+    context.cache.insert(
+        token,
+        identity.clone(),
+        issuer,
+        keys.generation,
+        rules.leeway_seconds,
+    );
+    Ok((identity, issuer))
 }
 
 /// A client never chooses which pool validates its token: seed headers must agree, and one that
@@ -691,7 +833,13 @@ fn check_mcp_headers(headers: &McpFacts<'_>, payload: &Payload) -> Result<(), Rp
         }
     }
     let method_header = read(headers.method, "Mcp-Method")?;
-    let name_header = read(headers.name, "Mcp-Name")?;
+    let name_header = match read(headers.name, "Mcp-Name")? {
+        Some(value) => Some(
+            sentinel_decoded(value)
+                .ok_or_else(|| mismatch("Mcp-Name is a malformed Base64 sentinel", None))?,
+        ),
+        None => None,
+    };
     let Payload::Single(Message::Call { id, method, name }) = payload else {
         return Err(mismatch(
             "Mcp-Method/Mcp-Name headers need a single request body",
@@ -704,13 +852,32 @@ fn check_mcp_headers(headers: &McpFacts<'_>, payload: &Payload) -> Result<(), Rp
             id.clone(),
         ));
     }
-    if name_header.is_some_and(|header| Some(header) != name.as_deref()) {
+    if name_header.is_some_and(|header| Some(header.as_ref()) != name.as_deref()) {
         return Err(mismatch(
             "Mcp-Name header does not match the body's name",
             id.clone(),
         ));
     }
     Ok(())
+}
+
+/// A header value in MCP's Base64 sentinel form (`=?base64?<Base64 of UTF-8>?=`, markers exact
+/// and lower case; MCP 2026-07-28, "Value Encoding") decoded; any other value as it is. `None`:
+/// a sentinel whose content is not Base64 of UTF-8.
+fn sentinel_decoded(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let Some(encoded) = value
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    else {
+        return Some(std::borrow::Cow::Borrowed(value));
+    };
+    let bytes = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
 }
 
 /// The identity headers of an allow, checked: a claim that cannot be a header value fails the
@@ -969,6 +1136,35 @@ mod tests {
                 "{origin:?} {site:?} {method:?}"
             );
         }
+    }
+
+    #[test]
+    fn mcp_name_sentinels_are_decoded_and_malformed_ones_refused() {
+        assert_eq!(
+            sentinel_decoded("get_weather").as_deref(),
+            Some("get_weather")
+        );
+        assert_eq!(
+            sentinel_decoded("=?base64?SGVsbG8sIOS4lueVjA==?=").as_deref(),
+            Some("Hello, 世界")
+        );
+        assert_eq!(
+            sentinel_decoded("=?base64?SGVsbG8sIOS4lueVjA?=").as_deref(),
+            Some("Hello, 世界"),
+            "padding may be left out"
+        );
+        // The spec's example of a plain value that looks like a sentinel, itself encoded.
+        assert_eq!(
+            sentinel_decoded("=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=").as_deref(),
+            Some("=?base64?literal?=")
+        );
+        // Markers are exact and lower case: anything else is a plain value.
+        assert_eq!(
+            sentinel_decoded("=?BASE64?YQ==?=").as_deref(),
+            Some("=?BASE64?YQ==?=")
+        );
+        assert_eq!(sentinel_decoded("=?base64?not base64!?="), None);
+        assert_eq!(sentinel_decoded("=?base64?/w==?="), None, "not UTF-8");
     }
 
     #[test]

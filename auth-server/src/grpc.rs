@@ -22,11 +22,12 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderAppendAction, HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 
 use crate::answer::Answer;
 use crate::authorizer::{Authorizer, CheckInput};
-use crate::headers::HeaderText;
+use crate::headers::{HeaderText, TOOLS_LIST_HEADER};
 use crate::request::{self, Body, HeaderLookup};
 
 /// Check inputs that only a trusted gateway may set; in gRPC mode Envoy gives them as
@@ -53,7 +54,8 @@ fn envoy_pairs(http: &HttpRequest) -> impl Iterator<Item = (&str, Option<&str>)>
     raw.iter().map(raw_pair).chain(merged)
 }
 
-fn raw_pair(header: &HeaderValue) -> (&str, Option<&str>) {
+/// A header of Envoy's raw list: its name, and its value unless it is not UTF-8.
+pub(crate) fn raw_pair(header: &HeaderValue) -> (&str, Option<&str>) {
     let value = if header.raw_value.is_empty() {
         Some(header.value.as_str())
     } else {
@@ -167,11 +169,22 @@ impl Authorization for CheckService {
 }
 
 /// Transcribes an answer: an allow becomes `OkHttpResponse`, anything else
-/// `DeniedHttpResponse`, with the answer's gRPC code.
-pub(crate) fn check_response(answer: Answer) -> CheckResponse {
+/// `DeniedHttpResponse`, with the answer's gRPC code. The `tools/list` filter's context goes
+/// into the dynamic metadata (namespace `envoy.filters.http.ext_authz`, key
+/// [`TOOLS_LIST_HEADER`]), where Envoy's composite filter and ext_proc read it.
+pub(crate) fn check_response(mut answer: Answer) -> CheckResponse {
     let status = Some(rpc::Status {
         code: answer.status.rpc as i32,
         ..Default::default()
+    });
+    let dynamic_metadata = answer.tools_list.take().map(|context| Struct {
+        fields: [(
+            TOOLS_LIST_HEADER.to_owned(),
+            Value {
+                kind: Some(Kind::StringValue(context.into_string())),
+            },
+        )]
+        .into(),
     });
     let http_response = if answer.allows() {
         allowed(answer)
@@ -181,7 +194,7 @@ pub(crate) fn check_response(answer: Answer) -> CheckResponse {
     CheckResponse {
         status,
         http_response: Some(http_response),
-        ..Default::default()
+        dynamic_metadata,
     }
 }
 
@@ -231,7 +244,8 @@ fn denied(answer: Answer) -> HttpResponse {
     })
 }
 
-/// Serves `Check` on a bound listener until the process ends.
+/// Serves `Check` and the `tools/list` answer filter (ext_proc, crate::extproc) on a bound
+/// listener until the process ends.
 pub async fn serve(
     authorizer: Arc<Authorizer>,
     listener: std::net::TcpListener,
@@ -245,7 +259,8 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| describe(&e))?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .add_service(CheckService::new(authorizer).into_server())
+        .add_service(CheckService::new(authorizer.clone()).into_server())
+        .add_service(crate::extproc::ToolsListProcessor::new(authorizer).into_server())
         .serve_with_incoming(incoming)
         .await
         .map_err(|e| describe(&e))
@@ -354,6 +369,7 @@ mod tests {
             ],
             remove_headers: vec!["x-authorization", "x-region"],
             body: None,
+            tools_list: None,
         };
         let response = check_response(answer);
         assert_eq!(response.status.expect("an rpc status").code, 0);
@@ -403,6 +419,7 @@ mod tests {
             ],
             remove_headers: vec![],
             body: Some(r#"{"error":"unauthorized"}"#.to_owned()),
+            tools_list: None,
         };
         let response = check_response(answer);
         assert_eq!(response.status.expect("an rpc status").code, 16);

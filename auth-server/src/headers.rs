@@ -7,6 +7,8 @@
 //!   selectors that never reach an upstream; an allow lists those the request carried in
 //!   `x-envoy-auth-headers-to-remove`.
 //! - [`BROWSER_HEADERS`]: what the check reads of a browser's request; the gateways send them.
+//! - [`TOOLS_LIST_HEADER`]: the allow answer's mark of a request holding `tools/list` calls,
+//!   and [`filter_endpoint`]: the names of nginx's call to the answer filter.
 //! - [`HeaderText`]: a value that is safe to send as a header. Every value an answer carries is
 //!   one, so no shell can be handed a value with a line break in it.
 
@@ -43,6 +45,38 @@ pub const BROWSER_HEADERS: [&str; 4] = ["cookie", "origin", "sec-fetch-site", "a
 /// The response header naming the request headers to drop before the upstream (Envoy's HTTP
 /// ext_authz reads it; deploy/nginx's Lua does too). The gRPC shell sends a list instead.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+
+/// The allow answer's mark of a request that holds `tools/list` calls: its value is what the
+/// answer filter needs ([`crate::tools_list::context::FilterContext`], encoded). HTTP: an answer
+/// header, which nginx's Lua hands back to the filter endpoint and Envoy's HTTP ext_authz turns
+/// into dynamic metadata (`dynamic_metadata_from_headers`); gRPC: the key of the same value in
+/// `CheckResponse.dynamic_metadata`. It reaches neither the upstream nor the client, and the
+/// gateways drop a client-sent header of this name before the check.
+pub const TOOLS_LIST_HEADER: &str = "x-mcp-tools-list";
+
+/// Headers an allow of a request holding `tools/list` calls sets on the upstream request, beside
+/// the identity headers: the answer filter reads no compressed answer, so the upstream is asked
+/// for an uncompressed one (one it compresses anyway is withheld). Envoy applies it from the
+/// check's answer; deploy/nginx's capture location sets it itself.
+pub const TOOLS_LIST_UPSTREAM_HEADERS: [(&str, &str); 1] = [("accept-encoding", "identity")];
+
+/// The answer filter's HTTP endpoint on auth-server's listener, as deploy/nginx's Lua calls it
+/// (Envoy uses ext_proc on the gRPC listener instead).
+pub mod filter_endpoint {
+    /// The path: `POST` the upstream's answer body, at most the answer bound plus one byte.
+    pub const PATH: &str = "/tools-list/filter";
+    /// Request header: the [`super::TOOLS_LIST_HEADER`] value of the check's allow answer.
+    pub const CONTEXT: &str = super::TOOLS_LIST_HEADER;
+    /// Request header: the upstream's HTTP status.
+    pub const UPSTREAM_STATUS: &str = "x-mcp-upstream-status";
+    /// Request header: the upstream's `Content-Type`, when it sent one.
+    pub const UPSTREAM_CONTENT_TYPE: &str = "x-mcp-upstream-content-type";
+    /// Request header: the upstream's `Content-Encoding`, when it sent one.
+    pub const UPSTREAM_CONTENT_ENCODING: &str = "x-mcp-upstream-content-encoding";
+    /// Answer header of a `200`: the status to send the client (the body and `Content-Type` of
+    /// the `200` replace the upstream's). A `204` means: send the upstream's answer as it came.
+    pub const STATUS: &str = "x-mcp-status";
+}
 
 /// Most bytes the identity headers of one allow may take together. nginx reads the check's
 /// answer into a 32 KiB buffer (deploy/nginx: `proxy_buffer_size`), Envoy and most MCP servers
@@ -160,8 +194,9 @@ impl IdentityHeaders {
 /// No control character but tab. No early exit: a branch-free pass compiles to SIMD on long
 /// values.
 fn is_header_safe(text: &str) -> bool {
-    text.bytes()
-        .fold(true, |ok, b| ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t')))
+    text.bytes().fold(true, |ok, b| {
+        ok & (((b >= 0x20) & (b != 0x7f)) | (b == b'\t'))
+    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
-//! The HTTP shell (actix-web): `/validate` for nginx and Envoy's HTTP ext_authz, health and
-//! readiness, and RFC 9728 metadata. Handlers read the protocol, call the authorizer, and
-//! transcribe the [`Answer`](crate::answer::Answer).
+//! The HTTP shell (actix-web): `/validate` for nginx and Envoy's HTTP ext_authz, the
+//! `tools/list` answer filter for nginx, health and readiness, and RFC 9728 metadata. Handlers
+//! read the protocol, call the authorizer, and transcribe the [`Answer`](crate::answer::Answer)
+//! or [`FilterAnswer`].
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 
-use crate::answer::Answer;
-use crate::authorizer::{Authorizer, CheckInput};
-use crate::headers::HEADERS_TO_REMOVE;
+use crate::answer::{Answer, FilterAnswer};
+use crate::authorizer::{Authorizer, CheckInput, UpstreamReply};
+use crate::headers::{HEADERS_TO_REMOVE, TOOLS_LIST_HEADER, filter_endpoint};
 use crate::request::{self, Body, CheckRequest, HeaderLookup};
 
 impl HeaderLookup for HeaderMap {
@@ -150,6 +151,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/validate", web::to(validate))
         .route("/validate/{tail:.*}", web::to(validate))
+        .route(filter_endpoint::PATH, web::post().to(filter_tools_list))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route(
@@ -209,6 +211,80 @@ async fn read_body(
     Ok(body)
 }
 
+/// nginx's call to the `tools/list` answer filter (headers::filter_endpoint): the upstream's
+/// answer in, `204` (send it as it came) or `200` with the body, `Content-Type` and status
+/// (`x-mcp-status`) to send instead. A request without the check's context or the upstream's
+/// status is not the gateway's: `400`.
+async fn filter_tools_list(
+    request: HttpRequest,
+    payload: web::Payload,
+    authorizer: web::Data<Authorizer>,
+) -> HttpResponse {
+    let headers = request.headers();
+    let text = |name: &'static str| headers.fact(name).once().filter(|value| !value.is_empty());
+    let status = text(filter_endpoint::UPSTREAM_STATUS)
+        .and_then(|status| status.parse::<u16>().ok())
+        .filter(|status| (100..=999).contains(status));
+    let (Some(context), Some(status)) = (text(filter_endpoint::CONTEXT), status) else {
+        return bad_filter_request(
+            "the filter needs the check's context and the upstream's status",
+        );
+    };
+    // One byte over the bound is enough to know that the answer is over it.
+    let Ok(body) = read_prefix(payload, authorizer.max_list_answer_bytes() + 1).await else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let reply = UpstreamReply {
+        status,
+        content_type: text(filter_endpoint::UPSTREAM_CONTENT_TYPE).map(str::to_owned),
+        content_encoding: text(filter_endpoint::UPSTREAM_CONTENT_ENCODING).map(str::to_owned),
+        body,
+    };
+    let request_id = request::request_id(headers);
+    match authorizer
+        .into_inner()
+        .filter_tools_list(context, reply, request_id)
+        .await
+    {
+        Ok(FilterAnswer::Unchanged) => HttpResponse::NoContent().finish(),
+        Ok(FilterAnswer::Replaced {
+            status,
+            media_type,
+            body,
+        }) => HttpResponse::Ok()
+            .insert_header((filter_endpoint::STATUS, status.to_string()))
+            .content_type(media_type.as_str())
+            .body(body),
+        Err(err) => {
+            tracing::warn!(error = %err, "tools/list filter call refused");
+            bad_filter_request(&err.to_string())
+        }
+    }
+}
+
+fn bad_filter_request(description: &str) -> HttpResponse {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": description});
+    HttpResponse::BadRequest()
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// Reads the body up to `limit` bytes and stops there: a longer body is cut to its first
+/// `limit` bytes.
+async fn read_prefix(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        let room = limit - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Transcribes an answer. Removals travel in one comma-separated header, as Envoy's HTTP
 /// ext_authz and deploy/nginx's Lua read them.
 fn respond(answer: Answer) -> HttpResponse {
@@ -234,6 +310,12 @@ fn respond(answer: Answer) -> HttpResponse {
             Err(_) => return HttpResponse::InternalServerError().finish(),
         }
     }
+    if let Some(context) = answer.tools_list {
+        match HeaderValue::try_from(context.into_string()) {
+            Ok(value) => headers.append(HeaderName::from_static(TOOLS_LIST_HEADER), value),
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        }
+    }
     response
 }
 
@@ -243,15 +325,23 @@ async fn healthz() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
+/// 200 while every trusted issuer has a key set; otherwise 503 naming those without one
+/// (checks of the others' tokens go on meanwhile).
 async fn readyz(authorizer: web::Data<Authorizer>) -> HttpResponse {
-    if authorizer.ready() {
+    let not_ready = authorizer.issuers_not_ready();
+    if not_ready.is_empty() {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#)
     } else {
+        let document = serde_json::json!({
+            "status": "not_ready",
+            "reason": "no key set from these identity providers yet",
+            "issuers_not_ready": not_ready,
+        });
         HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(r#"{"status":"not_ready","reason":"no key set from the identity provider yet"}"#)
+            .body(document.to_string())
     }
 }
 
@@ -267,7 +357,7 @@ async fn resource_metadata(
         .trim_start_matches("/.well-known/oauth-protected-resource");
     let document = serde_json::json!({
         "resource": format!("{resource}{tail}"),
-        "authorization_servers": [authorizer.issuer()],
+        "authorization_servers": authorizer.issuer_urls().collect::<Vec<_>>(),
         "bearer_methods_supported": ["header"],
     });
     HttpResponse::Ok()

@@ -246,17 +246,38 @@ fn header_safe_name(name: &str, limit: usize) -> Result<(), String> {
     }
 }
 
-/// The keys of one object read so far, to refuse a second occurrence of any of them. Hashed:
-/// comparing each key with every earlier one is quadratic, and a 1 MiB body holds ~130,000 keys
-/// (seconds of work per check for anyone with a token).
+/// The keys of one object read so far, to refuse a second occurrence of any of them. A few keys
+/// (a JSON-RPC message has four or five) are compared one by one, which costs less than
+/// hashing; past [`SeenKeys::FEW`] they move into a hash set: comparing each key with every
+/// earlier one is quadratic, and a 1 MiB body holds ~130,000 keys (seconds of work per check
+/// for anyone with a token).
 #[derive(Default)]
-struct SeenKeys<'de>(HashSet<Cow<'de, str>>);
+struct SeenKeys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: Option<HashSet<Cow<'de, str>>>,
+}
 
 impl<'de> SeenKeys<'de> {
+    const FEW: usize = 16;
+
     /// Remembers `key`; refuses it when the object had it already. (Cloning a borrowed key is
     /// free; only keys spelt with escapes were copied when read.)
     fn first_time<E: de::Error>(&mut self, key: &str, owned: Cow<'de, str>) -> Result<(), E> {
-        if self.0.insert(owned) {
+        let first = match &mut self.many {
+            Some(many) => many.insert(owned),
+            None if self.few.iter().any(|seen| seen.as_ref() == key) => false,
+            None if self.few.len() < Self::FEW => {
+                self.few.push(owned);
+                true
+            }
+            None => {
+                let mut many: HashSet<Cow<'de, str>> = self.few.drain(..).collect();
+                many.insert(owned);
+                self.many = Some(many);
+                true
+            }
+        };
+        if first {
             Ok(())
         } else {
             Err(E::custom(format!("duplicate key `{}`", shown(key))))
@@ -524,6 +545,28 @@ mod tests {
         // The same key spelt with an escape is still the same key.
         let escaped = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","na\u006de":"evil"}}"#;
         assert_eq!(refused(escaped).code, code::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_among_few_keys_and_among_many() {
+        for count in [3, SeenKeys::FEW, SeenKeys::FEW + 1, 1000] {
+            let mut body = String::from(r#"{"jsonrpc":"2.0","id":1,"method":"ping""#);
+            for index in 0..count {
+                body.push_str(&format!(r#","k{index}":0"#));
+            }
+            assert!(
+                parse(format!("{body}}}").as_bytes(), MAX_BATCH).is_ok(),
+                "{count} keys"
+            );
+            // The first key again, and the last.
+            for again in ["k0".to_owned(), format!("k{}", count - 1)] {
+                let err = refused(&format!(r#"{body},"{again}":1}}"#));
+                assert!(
+                    err.message.contains("duplicate key"),
+                    "{count} keys, {again}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod answer;
 pub mod authorizer;
 pub mod config;
 pub mod decision;
+pub mod extproc;
 pub mod grpc;
 pub mod headers;
 pub mod http;
@@ -29,6 +30,7 @@ pub mod session;
 pub mod signin;
 pub mod target;
 pub mod token;
+pub mod tools_list;
 
 /// Seconds since the Unix epoch: the clock of the shells (the core takes `now` as an argument).
 pub(crate) fn unix_now() -> u64 {

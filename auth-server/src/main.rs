@@ -16,16 +16,16 @@ use auth_server::{grpc, http, metrics, reload};
 /// Authorization sidecar for MCP gateways (nginx auth subrequest, Envoy ext_authz).
 ///
 /// Configuration comes from the environment: AUTH_LISTEN, AUTH_GRPC_LISTEN, AUTH_METRICS_LISTEN,
-/// AUTH_SCOPES_FILE, AUTH_SCOPES_POLL_SECONDS, AUTH_PROVIDER (cognito|oidc),
-/// AUTH_COGNITO_REGION, AUTH_COGNITO_USER_POOL_ID, AUTH_ISSUER, AUTH_JWKS_URL,
-/// AUTH_JWKS_REFRESH_SECONDS, AUTH_CLIENT_IDS, AUTH_AUDIENCES, AUTH_GROUPS_CLAIM,
-/// AUTH_LEEWAY_SECONDS, AUTH_TOKEN_CACHE_SIZE, AUTH_MAX_BODY_BYTES, AUTH_MAX_BATCH,
-/// AUTH_MAX_LARGE_CHECKS, AUTH_RESOURCE_URL, AUTH_LOG_FORMAT (text|json), RUST_LOG, NO_COLOR;
+/// AUTH_SCOPES_FILE, AUTH_SCOPES_POLL_SECONDS; the trusted issuers, either AUTH_ISSUERS_FILE or
+/// one issuer's AUTH_PROVIDER (cognito|oidc), AUTH_COGNITO_REGION, AUTH_COGNITO_USER_POOL_ID,
+/// AUTH_ISSUER, AUTH_JWKS_URL, AUTH_CLIENT_IDS, AUTH_AUDIENCES, AUTH_GROUPS_CLAIM,
+/// AUTH_LEEWAY_SECONDS; AUTH_INSECURE_HTTP_HOSTS, AUTH_JWKS_REFRESH_SECONDS,
+/// AUTH_TOKEN_CACHE_SIZE, AUTH_MAX_BODY_BYTES, AUTH_MAX_BATCH, AUTH_MAX_LARGE_CHECKS,
+/// AUTH_RESOURCE_URL, AUTH_LOG_FORMAT (text|json), RUST_LOG, NO_COLOR;
 /// people's browser sign-in: AUTH_SESSION_CLIENT_ID, AUTH_SESSION_CLIENT_SECRET(_FILE),
 /// AUTH_SESSION_ISSUER, AUTH_SESSION_PUBLIC_URL, AUTH_SESSION_KEYS or AUTH_SESSION_KEY_FILE,
 /// AUTH_SESSION_SCOPES, AUTH_SESSION_GROUPS_CLAIM, AUTH_SESSION_LIFETIME_SECONDS,
-/// AUTH_SESSION_REFRESH_SECONDS.
-/// See README.md.
+/// AUTH_SESSION_REFRESH_SECONDS. See README.md.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -100,13 +100,13 @@ fn check(scopes: Option<PathBuf>) -> ExitCode {
     let mut ok = true;
     match Config::from_env() {
         Ok(config) => {
-            println!(
-                "configuration ok: provider {}, issuer {}, key set {:?}, listen {}",
-                config.rules.provider.name(),
-                config.rules.issuer,
-                config.key_source,
-                config.listen
-            );
+            println!("configuration ok: listen {}", config.listen);
+            for issuer in &config.issuers {
+                println!(
+                    "  issuer {} ({}): {}, key set {:?}",
+                    issuer.name, issuer.auth_method, issuer.rules.issuer, issuer.key_source
+                );
+            }
             match &config.session {
                 Some(session) => println!(
                     "browser sign-in: on, issuer {}, gateway {}",
@@ -249,17 +249,28 @@ fn run() -> ExitCode {
 async fn serve(config: Config, policy: CompiledPolicy) -> std::io::Result<()> {
     tracing::info!(
         listen = %config.listen,
-        issuer = %config.rules.issuer,
-        key_source = ?config.key_source,
+        issuers = config.issuers.len(),
         policy = %config.scopes_file.display(),
         scopes = policy.scope_count(),
         groups = policy.group_count(),
         browser_sign_in = config.session.is_some(),
         "starting"
     );
-    let keys = Arc::new(KeyStore::new(config.key_source.clone()));
-    let authorizer = Arc::new(Authorizer::new(&config, policy, keys.clone()));
-    actix_web::rt::spawn(keys.run_refresh_loop(config.jwks_refresh));
+    let mut stores = Vec::with_capacity(config.issuers.len());
+    for issuer in &config.issuers {
+        tracing::info!(
+            issuer = %issuer.name,
+            iss = %issuer.rules.issuer,
+            key_source = ?issuer.key_source,
+            "trusting issuer"
+        );
+        // Each issuer has its own key set, refresh and readiness: one that is down does not
+        // hold up the others.
+        let store = Arc::new(KeyStore::new(issuer.key_source.clone()));
+        actix_web::rt::spawn(store.clone().run_refresh_loop(config.jwks_refresh));
+        stores.push(store);
+    }
+    let authorizer = Arc::new(Authorizer::new(&config, policy, stores));
     actix_web::rt::spawn(reload::on_sighup(authorizer.clone()));
     if let Some(period) = config.scopes_poll {
         actix_web::rt::spawn(reload::on_file_change(authorizer.clone(), period));

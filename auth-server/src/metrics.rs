@@ -69,6 +69,20 @@ pub(crate) fn observe_decision(result: &'static str, reason: &'static str, secon
     DECISION_SECONDS.observe(seconds);
 }
 
+static TOOLS_LIST_ANSWERS: LazyLock<Family<DecisionLabels, Counter>> =
+    LazyLock::new(Family::default);
+// 10 µs .. ~3 s: a small list is filtered in microseconds, a 16 MiB one in tens of ms.
+static TOOLS_LIST_SECONDS: LazyLock<Histogram> =
+    LazyLock::new(|| Histogram::new(exponential_buckets(1e-5, 2.5, 14)));
+
+/// Counts one upstream answer to a `tools/list` request that went through the filter.
+pub(crate) fn observe_tools_list(result: &'static str, reason: &'static str, seconds: f64) {
+    TOOLS_LIST_ANSWERS
+        .get_or_create(&DecisionLabels { result, reason })
+        .inc();
+    TOOLS_LIST_SECONDS.observe(seconds);
+}
+
 /// Records the size of a request body that was read in full.
 pub(crate) fn observe_body(bytes: usize) {
     BODY_BYTES.observe(bytes as f64);
@@ -91,6 +105,16 @@ pub fn registry(source: Arc<dyn StateSource>) -> Registry {
         "auth_request_body_bytes",
         "Sizes of the JSON-RPC bodies inspected",
         BODY_BYTES.clone(),
+    );
+    registry.register(
+        "auth_tools_list_answers",
+        "tools/list answers by result (filtered, unchanged, withheld) and reason",
+        TOOLS_LIST_ANSWERS.clone(),
+    );
+    registry.register(
+        "auth_tools_list_filter_duration_seconds",
+        "Time to filter one tools/list answer, in seconds",
+        TOOLS_LIST_SECONDS.clone(),
     );
     registry.register_collector(Box::new(StateCollector(source)));
     registry

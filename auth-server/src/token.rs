@@ -116,6 +116,66 @@ pub enum TokenError {
     /// Cognito `token_use` is not `access`.
     #[error("the token is not an access token")]
     NotAccessToken,
+    /// `iss` names no issuer this gateway trusts.
+    #[error("the token is from another issuer: its `iss` is not one this gateway trusts")]
+    UnknownIssuer,
+    /// The provider left the groups out because there were too many (Entra ID's overage claim).
+    #[error(
+        "the token's groups did not fit in it (group overage): have the identity provider \
+         send fewer groups, or app roles, in the token"
+    )]
+    GroupOverage,
+}
+
+/// A token's header and the issuer it claims, read before any key is looked at. Nothing in it
+/// is trusted yet: it only says whose keys and rules may verify the token.
+#[derive(Debug)]
+pub struct Unverified<'t> {
+    token: &'t str,
+    algorithm: Algorithm,
+    kid: String,
+    issuer: String,
+}
+
+/// Reads a token's header (refusing `none`, HMAC and unknown algorithms, and a missing `kid`)
+/// and the issuer its claims name.
+pub fn read(token: &str) -> Result<Unverified<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLong);
+    }
+    let (algorithm, kid) = read_header(token)?;
+    let issuer = claimed_issuer(token)?;
+    Ok(Unverified {
+        token,
+        algorithm,
+        kid,
+        issuer,
+    })
+}
+
+impl Unverified<'_> {
+    /// The `iss` the token claims.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Verifies the signature with `keys` (the keys of the claimed issuer only) and every claim
+    /// under `rules` at `now` (seconds since the epoch).
+    pub fn verify(
+        self,
+        keys: &KeySet,
+        rules: &TokenRules,
+        now: u64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let key = keys
+            .get(&self.kid)
+            .ok_or(TokenError::UnknownKid(self.kid))?;
+        if !key.allows(self.algorithm) {
+            return Err(TokenError::AlgorithmMismatch);
+        }
+        let claims = verified_claims(self.token, key.decoding_key(), self.algorithm)?;
+        check_claims(&claims, rules, now)
+    }
 }
 
 /// Verifies `token` with `keys` under `rules` at `now` (seconds since the epoch).
@@ -125,16 +185,26 @@ pub fn verify(
     rules: &TokenRules,
     now: u64,
 ) -> Result<VerifiedToken, TokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::TooLong);
+    read(token)?.verify(keys, rules, now)
+}
+
+/// The `iss` of the (not yet verified) claims. A payload with two `iss` members is refused:
+/// the signature check and this reading must not see different issuers.
+fn claimed_issuer(token: &str) -> Result<String, TokenError> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Claimed {
+        iss: Option<Value>,
     }
-    let (algorithm, kid) = read_header(token)?;
-    let key = keys.get(&kid).ok_or(TokenError::UnknownKid(kid))?;
-    if !key.allows(algorithm) {
-        return Err(TokenError::AlgorithmMismatch);
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let claimed: Claimed = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    match claimed.iss {
+        Some(Value::String(issuer)) => Ok(issuer),
+        _ => Err(TokenError::BadClaim("iss".to_owned())),
     }
-    let claims = verified_claims(token, key.decoding_key(), algorithm)?;
-    check_claims(&claims, rules, now)
 }
 
 /// Reads `alg` and `kid` from the header, refusing `none`, HMAC and unknown algorithms.
@@ -213,6 +283,15 @@ fn check_claims(
     }
     if string_claim(claims, "iss")?.ok_or(TokenError::BadClaim("iss".to_owned()))? != rules.issuer {
         return Err(TokenError::WrongIssuer);
+    }
+    // Entra ID leaves the groups out of a token that would hold too many, and says so instead
+    // (`_claim_names.groups` pointing at Graph, or `hasgroups: true`): that is not "no groups".
+    let overage_reference = claims
+        .get("_claim_names")
+        .and_then(|names| names.get(&rules.groups_claim))
+        .is_some();
+    if overage_reference || claims.get("hasgroups") == Some(&Value::Bool(true)) {
+        return Err(TokenError::GroupOverage);
     }
     if let Some(audiences) = &rules.audiences {
         let token_audiences = string_list(claims, "aud")?.ok_or(TokenError::WrongAudience)?;
@@ -324,7 +403,12 @@ pub struct TokenCache {
 #[derive(Debug, Clone)]
 struct CachedToken {
     token: Arc<VerifiedToken>,
+    /// Which trusted issuer verified it (an index into the configured issuers).
+    issuer: usize,
+    /// The generation of that issuer's key set that verified it.
     key_generation: u64,
+    /// `exp` plus the issuer's leeway.
+    valid_until: u64,
 }
 
 impl TokenCache {
@@ -337,39 +421,48 @@ impl TokenCache {
         }
     }
 
-    /// The cached verification of `token`, if still valid at `now` under `key_generation`.
+    /// The cached verification of `token` and the issuer that made it, if still valid at `now`
+    /// and made with the key set that issuer has now (`generation_of(issuer)`).
     pub fn get(
         &self,
         token: &str,
-        key_generation: u64,
         now: u64,
-        leeway: u64,
-    ) -> Option<Arc<VerifiedToken>> {
+        generation_of: impl Fn(usize) -> Option<u64>,
+    ) -> Option<(Arc<VerifiedToken>, usize)> {
         use std::sync::atomic::Ordering::Relaxed;
         let entries = self.entries.as_ref()?;
         let Some(cached) = entries.get(token) else {
             self.misses.fetch_add(1, Relaxed);
             return None;
         };
-        if cached.key_generation != key_generation
-            || cached.token.expires_at.saturating_add(leeway) < now
-        {
+        if generation_of(cached.issuer) != Some(cached.key_generation) || cached.valid_until < now {
             entries.remove(token);
             self.misses.fetch_add(1, Relaxed);
             return None;
         }
         self.hits.fetch_add(1, Relaxed);
-        Some(cached.token)
+        Some((cached.token, cached.issuer))
     }
 
-    /// Remembers a token verified with the key set of `key_generation`.
-    pub fn insert(&self, token: &str, verified: Arc<VerifiedToken>, key_generation: u64) {
+    /// Remembers a token that `issuer` verified with its key set of `key_generation`; it stays
+    /// valid until `exp` plus `leeway`.
+    pub fn insert(
+        &self,
+        token: &str,
+        verified: Arc<VerifiedToken>,
+        issuer: usize,
+        key_generation: u64,
+        leeway: u64,
+    ) {
         if let Some(entries) = &self.entries {
+            let valid_until = verified.expires_at.saturating_add(leeway);
             entries.insert(
                 token.into(),
                 CachedToken {
                     token: verified,
+                    issuer,
                     key_generation,
+                    valid_until,
                 },
             );
         }

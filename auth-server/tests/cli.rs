@@ -70,7 +70,10 @@ fn check_summarises_a_valid_setup_and_fails_on_a_broken_one() {
     let ok = auth_server(&["check", "--scopes", &scopes_file()], &OIDC);
     assert!(ok.status.success(), "{}", stdout(&ok));
     let text = stdout(&ok);
-    assert!(text.contains("configuration ok: provider oidc"), "{text}");
+    assert!(
+        text.contains("configuration ok") && text.contains("issuer default (oidc)"),
+        "{text}"
+    );
     assert!(
         text.contains("3 groups") && text.contains("servers: *, currenttime, fininfo"),
         "{text}"

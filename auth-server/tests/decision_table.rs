@@ -541,3 +541,79 @@ fn unauthenticated_answers_carry_the_challenge_of_rfc_6750() {
     let challenge = set_header(&answer, "www-authenticate").unwrap();
     assert!(challenge.starts_with(r#"Bearer error="insufficient_scope", scope="mcp-servers-restricted/execute mcp-servers-unrestricted/execute""#), "{challenge}");
 }
+
+#[test]
+fn an_mcp_name_in_the_base64_sentinel_form_is_compared_decoded() {
+    // A policy where one tool has a non-ASCII name (the spec's reason for the sentinel).
+    let policy = CompiledPolicy::from_yaml(
+        "group_mappings:\n  g: [s]\ns:\n  - server: intl\n    methods: [tools/call]\n    tools: [\"météo\"]\n",
+    )
+    .unwrap();
+    let core = Core::new(
+        policy,
+        Some(KeySet::from_json(&jwks(&[rsa_key()])).unwrap()),
+        cognito_rules(),
+        None,
+    );
+    let token = token_for(&["g"]);
+    let body = call("météo");
+    let with_name = |value: &str| {
+        request(&token, "/intl/mcp", &body)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", value)
+    };
+    let decided = |check: &TestCheck| decide(&check.facts(), &core.context(NOW));
+    // base64("météo") = bcOpdMOpbw==
+    assert!(matches!(
+        decided(&with_name("=?base64?bcOpdMOpbw==?=")),
+        Decision::Allow(_)
+    ));
+    for (value, why) in [
+        ("=?base64?bWV0ZW8=?=", "a sentinel for another name"),
+        ("=?base64?***?=", "a malformed sentinel"),
+        (
+            "=?BASE64?bcOpdMOpbw==?=",
+            "markers in upper case are no sentinel",
+        ),
+    ] {
+        let answer = answer::answer(decided(&with_name(value)), &settings());
+        assert_eq!(answer.status.http, 400, "{why}");
+        assert!(answer.body.unwrap().contains("-32020"), "{why}");
+    }
+}
+
+#[test]
+fn one_challenge_names_every_scope_a_batch_needs_and_never_offline_access() {
+    let policy = CompiledPolicy::from_yaml(
+        "group_mappings:\n  g: [read]\nread:\n  - server: fininfo\n    methods: [tools/list]\nfin/execute:\n  - server: fininfo\n    methods: [tools/call]\n    tools: [get_stock_aggregates]\nfin/print:\n  - server: fininfo\n    methods: [tools/call]\n    tools: [print_stock_data]\noffline_access:\n  - server: fininfo\n    methods: [tools/call]\n    tools: all\n",
+    )
+    .unwrap();
+    let core = Core::new(
+        policy,
+        Some(KeySet::from_json(&jwks(&[rsa_key()])).unwrap()),
+        cognito_rules(),
+        None,
+    );
+    let token = token_for(&["g"]);
+    let batch = json!([
+        {"jsonrpc":"2.0","id":1,"method":"tools/list"},
+        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_stock_aggregates"}},
+        {"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"print_stock_data"}}
+    ])
+    .to_string();
+    let decision = decide(
+        &request(&token, "/fininfo/mcp", batch.as_bytes()).facts(),
+        &core.context(NOW),
+    );
+    let answer = answer::answer(decision, &settings());
+    assert_eq!(answer.status.http, 403);
+    let challenge = set_header(&answer, "www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"scope="fin/execute fin/print""#),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("offline_access"), "{challenge}");
+    // The body still names the first denied call.
+    let body: serde_json::Value = serde_json::from_str(answer.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["tool"], "get_stock_aggregates");
+}

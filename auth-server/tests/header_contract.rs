@@ -7,7 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use auth_server::headers::{BROWSER_HEADERS, HEADERS_TO_REMOVE, IDENTITY_HEADERS, INGRESS_HEADERS};
+use auth_server::headers::{
+    BROWSER_HEADERS, HEADERS_TO_REMOVE, IDENTITY_HEADERS, INGRESS_HEADERS, TOOLS_LIST_HEADER,
+    TOOLS_LIST_UPSTREAM_HEADERS, filter_endpoint,
+};
 use serde_norway::Value;
 
 fn repository() -> PathBuf {
@@ -80,7 +83,8 @@ fn envoy(path: &str) -> Value {
 }
 
 /// X-Client-Id is a Cognito input the check reads; the allow overwrites it, so it is not
-/// removed before the check like the other identity headers.
+/// removed before the check like the other identity headers. The removal list and the
+/// tools/list mark are auth-server's to make.
 fn identity_removed_before_check() -> BTreeSet<String> {
     let mut names = identity();
     names.remove("x-client-id");
@@ -89,7 +93,16 @@ fn identity_removed_before_check() -> BTreeSet<String> {
         "x-original-url",
         "x-original-method",
         HEADERS_TO_REMOVE,
+        TOOLS_LIST_HEADER,
     ]));
+    names
+}
+
+/// What an allow may set on the upstream request: the identity headers, and for a request
+/// holding tools/list calls `accept-encoding: identity`.
+fn set_upstream_on_allow() -> BTreeSet<String> {
+    let mut names = identity();
+    names.extend(set(TOOLS_LIST_UPSTREAM_HEADERS.map(|(name, _)| name)));
     names
 }
 
@@ -107,8 +120,14 @@ fn envoy_http_mode_passes_exactly_the_identity_headers_upstream() {
     let config = envoy("deploy/envoy/envoy.yaml");
     assert_eq!(
         exact_patterns(&config, "allowed_upstream_headers"),
-        identity()
+        set_upstream_on_allow()
     );
+    // The tools/list mark becomes dynamic metadata, never an upstream or a client header.
+    assert_eq!(
+        exact_patterns(&config, "dynamic_metadata_from_headers"),
+        set([TOOLS_LIST_HEADER])
+    );
+    assert!(!exact_patterns(&config, "allowed_client_headers").contains(TOOLS_LIST_HEADER));
     assert_eq!(
         removed_before_check(&config),
         identity_removed_before_check()
@@ -268,6 +287,74 @@ fn envoy_routes(config: &Value) -> Vec<(Value, bool, BTreeSet<String>)> {
         .collect()
 }
 
+/// The metadata keys the Envoy configs read ext_authz's tools/list mark under: the composite
+/// filter's input and the local reply mappers. Each must be the mark's name.
+fn tools_list_metadata_keys(config: &Value) -> Vec<String> {
+    let mut paths = Vec::new();
+    values_of(config, "path", &mut paths);
+    let mut keys = Vec::new();
+    for path in paths {
+        let mut found = Vec::new();
+        values_of(path, "key", &mut found);
+        keys.extend(
+            found
+                .iter()
+                .filter_map(|key| key.as_str())
+                .map(str::to_owned),
+        );
+    }
+    keys
+}
+
+#[test]
+fn both_envoy_modes_run_the_answer_filter_on_the_mark_auth_server_sets() {
+    for file in ["deploy/envoy/envoy.yaml", "deploy/envoy/envoy-grpc.yaml"] {
+        let config = envoy(file);
+        let keys = tools_list_metadata_keys(&config);
+        assert_eq!(
+            keys.len(),
+            3,
+            "{file}: composite input and two mappers: {keys:?}"
+        );
+        assert!(
+            keys.iter().all(|key| key == TOOLS_LIST_HEADER),
+            "{file}: {keys:?}"
+        );
+        let mut namespaces = Vec::new();
+        values_of(&config, "untyped", &mut namespaces);
+        assert_eq!(
+            namespaces,
+            [&Value::Sequence(vec![
+                "envoy.filters.http.ext_authz".into()
+            ])],
+            "{file}: ext_proc gets ext_authz's metadata"
+        );
+        let mut modes = Vec::new();
+        values_of(&config, "response_body_mode", &mut modes);
+        assert_eq!(modes, [&Value::from("BUFFERED")], "{file}");
+    }
+}
+
+/// The `proxy_set_header` lines of the nginx location that starts with `start`.
+fn nginx_location_headers(template: &str, start: &str) -> Vec<(String, String)> {
+    let at = template.find(start).unwrap_or_else(|| panic!("no {start}"));
+    let location = &template[at..];
+    let end = location
+        .find("\n        }\n")
+        .expect("the end of the location");
+    location[..end]
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("proxy_set_header "))
+        .map(|rest| {
+            let (name, value) = rest.split_once(char::is_whitespace).expect("name value");
+            (
+                name.to_ascii_lowercase(),
+                value.trim().trim_end_matches(';').to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn envoy_routes_strip_the_session_cookie_after_the_check_and_sign_in_goes_unchecked() {
     for path in ["deploy/envoy/envoy.yaml", "deploy/envoy/envoy-grpc.yaml"] {
@@ -334,4 +421,50 @@ fn nginx_routes_sign_in_to_auth_server_and_relays_only_its_redirect() {
         lua.contains(r#"str_match(location, "^/oauth2/start%?")"#),
         "the Lua check relays a Location only when it leads to sign-in on this gateway"
     );
+}
+
+#[test]
+fn nginx_captures_a_tools_list_answer_with_the_headers_of_the_mcp_location() {
+    let template = read("deploy/nginx/nginx.conf.template");
+    let mcp = nginx_mcp_location_headers(&template);
+    let list = nginx_location_headers(&template, "location ~ ^/_mcp_list/");
+    // The same upstream request, but uncompressed.
+    let mut expected = mcp.clone();
+    expected.extend(
+        TOOLS_LIST_UPSTREAM_HEADERS.map(|(name, value)| (name.to_owned(), value.to_owned())),
+    );
+    let sorted = |mut headers: Vec<(String, String)>| {
+        headers.sort();
+        headers
+    };
+    assert_eq!(sorted(list), sorted(expected));
+    // A client-sent mark never reaches the upstream.
+    assert!(mcp.contains(&(TOOLS_LIST_HEADER.to_owned(), "\"\"".to_owned())));
+}
+
+#[test]
+fn nginx_calls_the_filter_endpoint_with_the_names_auth_server_reads() {
+    let template = read("deploy/nginx/nginx.conf.template");
+    let filter = nginx_location_headers(&template, "location = /_mcp_tools_list_filter");
+    let names: BTreeSet<String> = filter.iter().map(|(name, _)| name.clone()).collect();
+    for header in [
+        filter_endpoint::CONTEXT,
+        filter_endpoint::UPSTREAM_STATUS,
+        filter_endpoint::UPSTREAM_CONTENT_TYPE,
+        filter_endpoint::UPSTREAM_CONTENT_ENCODING,
+    ] {
+        assert!(names.contains(header), "{header} not sent to the filter");
+    }
+    assert!(
+        template.contains(&format!(
+            "proxy_pass http://mcp_auth{};",
+            filter_endpoint::PATH
+        )),
+        "the filter location proxies to {}",
+        filter_endpoint::PATH
+    );
+    let check = read("deploy/nginx/mcp_auth.lua");
+    assert!(check.contains(&format!("headers[\"{TOOLS_LIST_HEADER}\"]")));
+    let lua = read("deploy/nginx/mcp_tools_list.lua");
+    assert!(lua.contains(&format!("STATUS_HEADER = \"{}\"", filter_endpoint::STATUS)));
 }

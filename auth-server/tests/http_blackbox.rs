@@ -87,8 +87,8 @@ async fn start(key_server: &KeyServer, extra: &[(&str, &str)]) -> Gateway {
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(vars).unwrap();
     let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
-    let keys = Arc::new(KeyStore::new(config.key_source.clone()));
-    let authorizer = Arc::new(Authorizer::new(&config, policy, keys.clone()));
+    let keys = Arc::new(KeyStore::new(config.issuers[0].key_source.clone()));
+    let authorizer = Arc::new(Authorizer::new(&config, policy, vec![keys.clone()]));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     actix_web::rt::spawn(auth_server::http::server(authorizer.clone(), listener).unwrap());

@@ -42,7 +42,7 @@ fn authorizer(keys: &[&TestKey]) -> Arc<Authorizer> {
     .unwrap();
     let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
     let keys = KeyStore::with_keys(KeySet::from_json(&jwks(keys)).unwrap());
-    Arc::new(Authorizer::new(&config, policy, Arc::new(keys)))
+    Arc::new(Authorizer::new(&config, policy, vec![Arc::new(keys)]))
 }
 
 fn token(key: &TestKey) -> String {
@@ -65,9 +65,7 @@ fn a_check_that_loaded_the_old_key_set_never_caches_under_the_new_generation() {
     // 1. A check loads its snapshot: the set still holds the key its token names.
     let in_flight = authorizer.snapshot();
     // 2. The fetcher installs a rotated set that withdrew that key.
-    authorizer
-        .keys()
-        .install(KeySet::from_json(&jwks(&[ec_key()])).unwrap());
+    authorizer.keys()[0].install(KeySet::from_json(&jwks(&[ec_key()])).unwrap());
     // 3. The check goes on with what it loaded, and is allowed: it was in flight.
     let decision = authorizer.decide_with(&check.facts(), &in_flight, now());
     assert!(matches!(decision, Decision::Allow(_)), "{decision:?}");
@@ -98,11 +96,9 @@ fn a_check_that_loaded_the_old_key_set_never_caches_under_the_new_generation() {
 #[test]
 fn one_snapshot_gives_a_key_set_and_the_generation_that_belongs_to_it() {
     let authorizer = authorizer(&[rsa_key()]);
-    let before = authorizer.snapshot().keys.unwrap();
-    authorizer
-        .keys()
-        .install(KeySet::from_json(&jwks(&[ec_key()])).unwrap());
-    let after = authorizer.snapshot().keys.unwrap();
+    let before = authorizer.snapshot().keys[0].clone().unwrap();
+    authorizer.keys()[0].install(KeySet::from_json(&jwks(&[ec_key()])).unwrap());
+    let after = authorizer.snapshot().keys[0].clone().unwrap();
     assert!(before.keys.get("rsa-1").is_some() && before.keys.get("ec-1").is_none());
     assert!(after.keys.get("ec-1").is_some() && after.keys.get("rsa-1").is_none());
     assert!(after.generation > before.generation);

@@ -90,8 +90,8 @@ async fn start(keys: Option<&str>) -> Server {
     }
     let config = Config::from_vars(vars.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
     let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
-    let keys = Arc::new(KeyStore::new(config.key_source.clone()));
-    let authorizer = Arc::new(Authorizer::new(&config, policy, keys.clone()));
+    let keys = Arc::new(KeyStore::new(config.issuers[0].key_source.clone()));
+    let authorizer = Arc::new(Authorizer::new(&config, policy, vec![keys.clone()]));
     keys.refresh().await.expect("the test key set");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

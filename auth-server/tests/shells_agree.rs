@@ -42,7 +42,7 @@ fn authorizer() -> Arc<Authorizer> {
     Arc::new(Authorizer::new(
         &config,
         policy,
-        Arc::new(KeyStore::with_keys(keys)),
+        vec![Arc::new(KeyStore::with_keys(keys))],
     ))
 }
 

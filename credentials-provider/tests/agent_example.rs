@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{Workspace, gateway_base};
+use common::{Workspace, gateway_base, listed_to_admin};
 use integration_tests::mcp_servers::ServerKind;
 use integration_tests::stack::{GatewayStack, Profile, repo_root, require};
 use serde_json::Value;
@@ -40,10 +40,6 @@ async fn agent(ws: &Workspace, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-fn names(kind: ServerKind) -> Vec<String> {
-    kind.tool_names().iter().map(|t| (*t).to_owned()).collect()
-}
-
 #[tokio::test]
 async fn the_agent_example_lists_and_calls_tools_through_the_gateway() {
     let stack = GatewayStack::start(Profile::Oidc, &[]).await;
@@ -73,11 +69,11 @@ async fn the_agent_example_lists_and_calls_tools_through_the_gateway() {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(
         report["tools"]["currenttime"],
-        serde_json::json!(names(ServerKind::CurrentTime))
+        serde_json::json!(listed_to_admin(ServerKind::CurrentTime))
     );
     assert_eq!(
         report["tools"]["fininfo"],
-        serde_json::json!(names(ServerKind::FinInfo))
+        serde_json::json!(listed_to_admin(ServerKind::FinInfo))
     );
     let result = report["calls"][0]["result"].as_str().unwrap();
     assert!(result.contains("UTC"), "{result}");

@@ -8,7 +8,7 @@ mod common;
 
 use common::{
     Workspace, authorize_with, expected_tools, gateway_base, jwt_claims, leftovers,
-    list_tools_with, mode,
+    list_tools_with, listed_to_admin, mode,
 };
 use integration_tests::mcp_client::{ConnectOptions, McpClient};
 use integration_tests::mcp_servers::ServerKind;
@@ -254,13 +254,14 @@ async fn the_mcp_command_pings_lists_calls_and_explains_refusals() {
         .lines()
         .map(|l| l.split('\t').next().unwrap())
         .collect();
-    assert_eq!(names, ServerKind::FinInfo.tool_names());
+    // The admin sees what it may use: not delete_all_portfolios.
+    assert_eq!(names, listed_to_admin(ServerKind::FinInfo));
     let json_list = ws
         .run(&["mcp", "--server", "fininfo", "--json", "list"])
         .await;
     json_list.ok();
     let tools: Value = serde_json::from_str(json_list.stdout.trim()).unwrap();
-    assert_eq!(tools.as_array().unwrap().len(), 3);
+    assert_eq!(tools.as_array().unwrap().len(), 2);
 
     // Progress notifications come first on the SSE stream; the answer is found after them.
     let call = ws

@@ -59,6 +59,11 @@ function _M.configure(opts)
     max_body_bytes = parse_size(opts.max_body)
 end
 
+-- The variables the upstream request's headers come from: what a tools/list answer's capture
+-- (mcp_tools_list.lua) needs back.
+local UPSTREAM_VARIABLES = { "mcp_upstream_authorization" }
+for _, pair in ipairs(IDENTITY) do UPSTREAM_VARIABLES[#UPSTREAM_VARIABLES + 1] = pair[2] end
+
 local function json_escape(text)
     return (tostring(text):gsub('[%c"\\]', function(c)
         return str_format("\\u%04x", c:byte())
@@ -295,6 +300,11 @@ function _M.check()
         end
 
         ngx.var.mcp_auth_status = "200"
+        -- A request holding tools/list calls: its answer is filtered before the client sees it.
+        local tools_list = headers["x-mcp-tools-list"]
+        if tools_list ~= nil then
+            return require("mcp_tools_list").serve(body, tools_list, UPSTREAM_VARIABLES)
+        end
         return  -- continue to the content phase: proxy_pass to the MCP server
     end
 

@@ -189,8 +189,16 @@ function thumbprint(jwk) {
 }
 
 function generateKey() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
+  // The JWK straight from the generator. Node 20 can deadlock on
+  // generateKeyPairSync(...).privateKey.export({ format: 'jwk' }): a garbage
+  // collection during the export runs the finished key generation job's
+  // destructor, which waits for the mutex the export holds (seen as an IdP that
+  // never printed its ready line, about 1 start in 20 on a busy machine).
+  const { privateKey: jwk } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'jwk' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'jwk' },
+  });
   return { ...jwk, kid: thumbprint(jwk), alg: 'RS256', use: 'sig' };
 }
 

@@ -4,7 +4,7 @@
     python mcp_check.py --url http://127.0.0.1:PORT/fininfo/mcp \\
         --header 'X-Authorization=Bearer <ingress jwt>' \\
         --header 'Authorization=Bearer <egress token>' \\
-        [--call TOOL [--args JSON]]...
+        [--ca-file CA.pem] [--call TOOL [--args JSON]]...
 
 It connects with the SDK's streamable HTTP client, initializes, lists the tools,
 makes each requested call, and prints ONE JSON object on stdout:
@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import json
 import logging
+import ssl
 import sys
 from typing import Any
 
@@ -89,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="call this tool (repeatable)")
     parser.add_argument("--args", dest="calls", action=CallAction, metavar="JSON",
                         help="arguments of the preceding --call, a JSON object")
+    parser.add_argument("--ca-file", metavar="PEM",
+                        help="for https URLs: trust only the CA certificates in this file "
+                             "(default: httpx's roots, from certifi)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="give up (exit non-zero) after this many seconds in all (default 60)")
     return parser.parse_args(argv)
@@ -189,7 +193,8 @@ class SessionEnded(Exception):
 
 
 async def run_session(url: str, headers: dict[str, str], report: dict[str, Any],
-                      calls: list[dict[str, Any]], recorder: HttpErrorRecorder) -> None:
+                      calls: list[dict[str, Any]], recorder: HttpErrorRecorder,
+                      verify: ssl.SSLContext | bool) -> None:
     """One session: initialize, list tools (first session only), then calls.
 
     Pops each call off `calls` once its outcome is in the report. Raises
@@ -199,7 +204,7 @@ async def run_session(url: str, headers: dict[str, str], report: dict[str, Any],
     recorder.last = None
     timeout = httpx.Timeout(30.0, read=60.0)
     try:
-        async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
+        async with httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify) as http:
             async with streamable_http_client(url, http_client=http) as (read, write, _):
                 async with ClientSession(read, write) as session:
                     init = await session.initialize()
@@ -237,14 +242,15 @@ async def run_session(url: str, headers: dict[str, str], report: dict[str, Any],
         raise SessionEnded(during, found) from exc
 
 
-async def check(url: str, headers: dict[str, str], calls: list[dict[str, Any]]) -> dict[str, Any]:
+async def check(url: str, headers: dict[str, str], calls: list[dict[str, Any]],
+                verify: ssl.SSLContext | bool = True) -> dict[str, Any]:
     recorder = HttpErrorRecorder()
     logging.getLogger("mcp").addHandler(recorder)
     report: dict[str, Any] = {"calls": []}
     pending = list(calls)
     while True:
         try:
-            await run_session(url, headers, report, pending, recorder)
+            await run_session(url, headers, report, pending, recorder, verify)
             break
         except SessionEnded as ended:
             failure = http_failure(ended.error)
@@ -269,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     headers = dict(args.headers)
+    # Certificate and host name are verified either way; --ca-file only replaces the roots.
+    verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else True
     try:
-        report = asyncio.run(asyncio.wait_for(check(args.url, headers, args.calls), args.timeout))
+        report = asyncio.run(
+            asyncio.wait_for(check(args.url, headers, args.calls, verify), args.timeout))
     except TimeoutError:
         print(f"mcp_check: no answer within {args.timeout} s", file=sys.stderr)
         return 3

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::stack::{Process, free_port, repo_root, require, wait_for_port};
+use crate::stack::{GatewayTls, Process, free_port, repo_root, require, wait_for_port};
 
 /// Which ext_authz transport Envoy uses to ask auth-server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct Envoy {
     pub addr: SocketAddr,
     /// The mode it was started in.
     pub mode: EnvoyMode,
+    /// Whether it runs the TLS variant (deploy/envoy/render-tls.sh): `addr` speaks HTTPS.
+    pub tls: bool,
     /// The rendered config, for a failing test's message.
     pub config: PathBuf,
     /// The process (stdout: the access log; stderr: Envoy's own log).
@@ -79,19 +81,33 @@ impl Envoy {
         servers: &[(&str, SocketAddr)],
         workdir: &Path,
     ) -> Envoy {
+        Self::start_with_tls(mode, auth, servers, workdir, None).await
+    }
+
+    /// As [`Envoy::start`]; with `tls`, the shipped config's TLS variant, as
+    /// deploy/envoy/render-tls.sh renders it, serving that certificate.
+    pub async fn start_with_tls(
+        mode: EnvoyMode,
+        auth: AuthAddrs,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+        tls: Option<&GatewayTls>,
+    ) -> Envoy {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
-        Self::start_at(addr, mode, auth, servers, workdir).await
+        Self::start_at(addr, mode, auth, servers, workdir, tls).await
     }
 
-    /// Starts Envoy listening on `addr` (a gateway whose address was given out before).
+    /// Starts Envoy listening on `addr` (a gateway whose address was given out before); with
+    /// `tls`, as [`Envoy::start_with_tls`].
     pub async fn start_at(
         addr: SocketAddr,
         mode: EnvoyMode,
         auth: AuthAddrs,
         servers: &[(&str, SocketAddr)],
         workdir: &Path,
+        tls: Option<&GatewayTls>,
     ) -> Envoy {
         let binary = envoy_binary();
         require(
@@ -102,7 +118,10 @@ impl Envoy {
                 binary.display()
             ),
         );
-        let shipped = std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config");
+        let shipped = match tls {
+            None => std::fs::read_to_string(mode.config_file()).expect("shipped Envoy config"),
+            Some(tls) => render_tls_variant(mode, tls, addr, workdir),
+        };
         let config = render(&shipped, addr, auth, servers)
             .unwrap_or_else(|err| panic!("{}: {err}", mode.config_file().display()));
         // JSON is YAML: Envoy reads the rendered document from a .yaml file.
@@ -124,6 +143,7 @@ impl Envoy {
         let mut envoy = Envoy {
             addr,
             mode,
+            tls: tls.is_some(),
             config: path,
             process,
         };
@@ -138,16 +158,44 @@ impl Envoy {
 
     /// The gateway URL of an MCP server's endpoint.
     pub fn url(&self, server: &str) -> String {
-        format!("http://{}/{server}/mcp", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/{server}/mcp", self.addr)
     }
+}
+
+/// The TLS variant of the shipped config for `mode`, rendered by deploy/envoy/render-tls.sh
+/// (what an operator runs) into `workdir`.
+pub fn render_tls_variant(
+    mode: EnvoyMode,
+    tls: &GatewayTls,
+    listen: SocketAddr,
+    workdir: &Path,
+) -> String {
+    let output = workdir.join(format!("envoy-tls-{}.yaml", listen.port()));
+    let render = Command::new(repo_root().join("deploy/envoy/render-tls.sh"))
+        .arg(mode.config_file())
+        .arg(&output)
+        .env("TLS_CERT", &tls.cert)
+        .env("TLS_KEY", &tls.key)
+        .env("TLS_LISTEN", listen.to_string())
+        .output()
+        .expect("render-tls.sh runs");
+    assert!(
+        render.status.success(),
+        "render-tls.sh failed: {}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    std::fs::read_to_string(&output).expect("the rendered TLS variant")
 }
 
 fn socket_address(addr: SocketAddr) -> Value {
     json!({"address": addr.ip().to_string(), "port_value": addr.port()})
 }
 
-/// The shipped YAML with the listener and cluster addresses replaced. Fails when the file
-/// and the servers disagree, so that a renamed cluster cannot silently keep a stale address.
+/// The shipped YAML with the listener and cluster addresses replaced. A test server the file
+/// has no cluster for gets one, with its route, as an operator adds a server: copies of the
+/// first MCP server's cluster and route under the new name. Fails when a shipped MCP cluster
+/// has no test server, so that a renamed cluster cannot silently keep a stale address.
 pub fn render(
     shipped: &str,
     listen: SocketAddr,
@@ -183,32 +231,85 @@ pub fn render(
                 None => return Err(format!("unknown cluster {name}")),
             },
         };
-        let endpoints = cluster["load_assignment"]["endpoints"]
-            .as_array_mut()
-            .ok_or_else(|| format!("cluster {name} has no endpoints"))?;
-        for locality in endpoints {
-            for endpoint in locality["lb_endpoints"]
-                .as_array_mut()
-                .ok_or_else(|| format!("cluster {name} has no lb_endpoints"))?
-            {
-                endpoint["endpoint"]["address"]["socket_address"] = socket_address(target);
-            }
-        }
+        set_endpoints(cluster, target)?;
     }
-    for (server, _) in servers {
-        if !served.iter().any(|name| name == server) {
-            return Err(format!("no cluster mcp_{server} for test server {server}"));
-        }
+    let added: Vec<(&str, SocketAddr)> = servers
+        .iter()
+        .filter(|(server, _)| !served.iter().any(|name| name == server))
+        .copied()
+        .collect();
+    if !added.is_empty() {
+        add_servers(&mut config, &served, &added)?;
     }
     Ok(config)
 }
 
+fn set_endpoints(cluster: &mut Value, target: SocketAddr) -> Result<(), String> {
+    let name = cluster["name"].as_str().unwrap_or_default().to_owned();
+    let endpoints = cluster["load_assignment"]["endpoints"]
+        .as_array_mut()
+        .ok_or_else(|| format!("cluster {name} has no endpoints"))?;
+    for locality in endpoints {
+        for endpoint in locality["lb_endpoints"]
+            .as_array_mut()
+            .ok_or_else(|| format!("cluster {name} has no lb_endpoints"))?
+        {
+            endpoint["endpoint"]["address"]["socket_address"] = socket_address(target);
+        }
+    }
+    Ok(())
+}
+
+/// One cluster and one route per added server, copied from the first shipped MCP server's.
+fn add_servers(
+    config: &mut Value,
+    shipped: &[String],
+    added: &[(&str, SocketAddr)],
+) -> Result<(), String> {
+    let template = shipped
+        .first()
+        .ok_or("no MCP server in the config to copy")?;
+    let template_cluster = format!("mcp_{template}");
+    let resources = &mut config["static_resources"];
+    let clusters = resources["clusters"].as_array_mut().ok_or("no clusters")?;
+    let cluster = clusters
+        .iter()
+        .find(|cluster| cluster["name"] == template_cluster.as_str())
+        .cloned()
+        .ok_or("the template cluster is gone")?;
+    for (server, addr) in added {
+        let mut copy = cluster.clone();
+        copy["name"] = json!(format!("mcp_{server}"));
+        copy["load_assignment"]["cluster_name"] = json!(format!("mcp_{server}"));
+        set_endpoints(&mut copy, *addr)?;
+        clusters.push(copy);
+    }
+    let manager = &mut resources["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array_mut()
+        .ok_or("no routes")?;
+    let at = routes
+        .iter()
+        .position(|route| route["route"]["cluster"] == template_cluster.as_str())
+        .ok_or("no route to the template cluster")?;
+    let route = routes[at].clone();
+    for (offset, (server, _)) in added.iter().enumerate() {
+        let mut copy = route.clone();
+        copy["match"]["prefix"] = json!(format!("/{server}/"));
+        copy["route"]["cluster"] = json!(format!("mcp_{server}"));
+        routes.insert(at + 1 + offset, copy);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
-    fn render_moves_every_address_and_refuses_unknown_clusters() {
+    fn render_moves_every_address_and_refuses_a_cluster_without_a_server() {
         let shipped = std::fs::read_to_string(EnvoyMode::Grpc.config_file()).expect("config");
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let auth = AuthAddrs {
@@ -226,11 +327,42 @@ mod tests {
         }
         let missing = render(&shipped, addr(1000), auth, &servers[..1]);
         assert!(missing.is_err());
-        let extra = [
+    }
+
+    #[test]
+    fn render_adds_a_route_and_a_cluster_for_a_server_the_file_does_not_have() {
+        let shipped = std::fs::read_to_string(EnvoyMode::Http.config_file()).expect("config");
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let auth = AuthAddrs {
+            http: addr(1001),
+            grpc: Some(addr(1002)),
+        };
+        let servers = [
             ("currenttime", addr(1003)),
             ("fininfo", addr(1004)),
-            ("x", addr(1)),
+            ("lab", addr(1005)),
         ];
-        assert!(render(&shipped, addr(1000), auth, &extra).is_err());
+        let config = render(&shipped, addr(1000), auth, &servers).expect("renders");
+        let clusters = config["static_resources"]["clusters"].as_array().unwrap();
+        let lab = clusters
+            .iter()
+            .find(|c| c["name"] == "mcp_lab")
+            .expect("a lab cluster");
+        assert!(lab.to_string().contains("\"port_value\":1005"));
+        let routes = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+            .as_array()
+            .unwrap();
+        let lab_route = routes
+            .iter()
+            .position(|r| r["match"]["prefix"] == "/lab/")
+            .expect("a lab route");
+        assert_eq!(routes[lab_route]["route"]["cluster"], "mcp_lab");
+        assert_eq!(
+            routes[lab_route]["request_body_buffer_limit"],
+            routes[lab_route - 1]["request_body_buffer_limit"],
+            "the copy keeps the shipped route's settings"
+        );
+        assert!(lab_route < routes.len() - 1, "before the catch-all 404");
     }
 }

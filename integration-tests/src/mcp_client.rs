@@ -235,6 +235,14 @@ impl GatewayHttpClient {
             .clone()
     }
 
+    /// A backend for `options`: its headers on every request, its TLS trust and HTTP versions.
+    pub fn with_options(options: &ConnectOptions) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: options.http_client_builder()?.build()?,
+            last_failure: Arc::default(),
+        })
+    }
+
     fn clear_last_failure(&self) {
         *self
             .last_failure
@@ -533,6 +541,23 @@ pub struct ConnectOptions {
     pub protocol_version: ProtocolVersion,
     /// Longest wait for one answer (initialize included).
     pub timeout: Duration,
+    /// For HTTPS: the only CA certificates trusted (PEM); `None`: the system's roots.
+    pub tls_roots_pem: Option<String>,
+    /// Which HTTP versions the client offers.
+    pub http_versions: HttpVersions,
+}
+
+/// Which HTTP versions a client offers (over TLS, in ALPN).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersions {
+    /// Over TLS, HTTP/2 when the server offers it, else HTTP/1.1; plain HTTP: HTTP/1.1.
+    #[default]
+    Negotiated,
+    /// HTTP/1.1 only.
+    Http1Only,
+    /// HTTP/2 only: over TLS ALPN offers `h2` alone, so a server without it fails the
+    /// handshake instead of falling back.
+    Http2Only,
 }
 
 impl Default for ConnectOptions {
@@ -541,6 +566,8 @@ impl Default for ConnectOptions {
             headers: HeaderMap::new(),
             protocol_version: ProtocolVersion::V_2025_11_25,
             timeout: Duration::from_secs(30),
+            tls_roots_pem: None,
+            http_versions: HttpVersions::Negotiated,
         }
     }
 }
@@ -569,6 +596,35 @@ impl ConnectOptions {
     pub fn bearer(self, token: &str) -> Self {
         self.header("authorization", &format!("Bearer {token}"))
     }
+
+    /// Trusts only the CA certificates in `pem` for HTTPS (a test's throwaway CA).
+    pub fn trust_only(mut self, pem: &str) -> Self {
+        self.tls_roots_pem = Some(pem.to_owned());
+        self
+    }
+
+    /// Offers only these HTTP versions.
+    pub fn http_versions(mut self, versions: HttpVersions) -> Self {
+        self.http_versions = versions;
+        self
+    }
+
+    /// A reqwest client builder with these headers, TLS roots and HTTP versions (no proxy):
+    /// what the MCP client uses, for a test's raw requests next to it.
+    pub fn http_client_builder(&self) -> Result<reqwest::ClientBuilder, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .default_headers(self.headers.clone())
+            .no_proxy();
+        if let Some(pem) = &self.tls_roots_pem {
+            builder =
+                builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem.as_bytes())?);
+        }
+        Ok(match self.http_versions {
+            HttpVersions::Negotiated => builder,
+            HttpVersions::Http1Only => builder.http1_only(),
+            HttpVersions::Http2Only => builder.http2_prior_knowledge(),
+        })
+    }
 }
 
 /// An initialized MCP session over streamable HTTP.
@@ -594,7 +650,7 @@ impl McpClient {
 
     /// Connects with [`ConnectOptions`] and runs `initialize` (and `notifications/initialized`).
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self, ClientError> {
-        let http = GatewayHttpClient::new(options.headers)
+        let http = GatewayHttpClient::with_options(&options)
             .map_err(|e| ClientError::Other(format!("cannot build the HTTP client: {e}")))?;
         http.clear_last_failure();
         let transport = StreamableHttpClientTransport::with_client(

@@ -219,7 +219,11 @@ impl UpstreamLog {
 }
 
 /// axum middleware: record the request (headers and buffered body), then pass it on.
-async fn record_request(State(log): State<UpstreamLog>, request: Request, next: Next) -> Response {
+pub async fn record_request(
+    State(log): State<UpstreamLog>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_RECORDED_BODY).await {
         Ok(body) => body,

@@ -1,6 +1,7 @@
 //! The end-to-end scenarios, one table for every gateway: each function starts a real stack
 //! (IdP, auth-server binary, the gateway with its shipped config, rmcp MCP servers) behind the
-//! given [`Front`] and checks one behaviour through real MCP clients. `gateway_nginx.rs`,
+//! given [`Front`] and checks one behaviour through real MCP clients; the `tools/list` filter's
+//! rows share one stack per gateway (scenarios/tools_list.rs). `gateway_nginx.rs`,
 //! `gateway_envoy_http.rs` and `gateway_envoy_grpc.rs` each run all of them with
 //! [`gateway_scenarios!`].
 //!
@@ -15,15 +16,19 @@
 //! `stack.front` with a comment saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod tools_list;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::mcp_client::{ClientError, ConnectOptions, McpClient, result_text};
+
 use crate::stack::{
     Front, GatewayStack, Idp, IdpOptions, Profile, RawRequest, RawResponse, raw_http, repo_root,
     require,
 };
+pub use tools_list::tools_list_shows_each_caller_only_the_tools_it_may_use;
 
 /// Runs every scenario of this module as a `#[tokio::test]` against one gateway.
 #[macro_export]
@@ -64,6 +69,10 @@ macro_rules! gateway_scenarios {
         #[tokio::test]
         async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway() {
             $crate::scenarios::requests_at_the_edges_get_the_same_json_answer_on_every_gateway($front).await;
+        }
+        #[tokio::test]
+        async fn tools_list_shows_each_caller_only_the_tools_it_may_use() {
+            $crate::scenarios::tools_list_shows_each_caller_only_the_tools_it_may_use($front).await;
         }
         #[tokio::test]
         async fn unknown_server_smuggled_target_and_unreachable_auth_server_never_reach_the_upstream() {
@@ -145,17 +154,13 @@ pub async fn each_client_gets_exactly_what_the_policy_allows(front: Front) {
         .token_with("scoped-agent", Some("mcp-servers-restricted/read"))
         .await;
 
-    // Admin: every server, every tool but the one nobody may call.
+    // Admin: every server, every tool but the one nobody may call, which it does not see.
     let client = connect(&stack, "fininfo", &admin)
         .await
         .expect("admin initializes fininfo");
     assert_eq!(
         client.tool_names().await.unwrap(),
-        [
-            "delete_all_portfolios",
-            "get_stock_aggregates",
-            "print_stock_data"
-        ]
+        ["get_stock_aggregates", "print_stock_data"]
     );
     let result = client
         .call_tool("print_stock_data", stock_args())
@@ -176,12 +181,13 @@ pub async fn each_client_gets_exactly_what_the_policy_allows(front: Front) {
         .expect("admin asks the time");
     client.close().await.unwrap();
 
-    // Read-only: initialize and list, never call.
+    // Read-only: initialize and list (the tools its read entries name), never call.
     for server in ["fininfo", "currenttime"] {
         let client = connect(&stack, server, &reader)
             .await
             .expect("reader initializes");
-        assert!(!client.tool_names().await.expect("reader lists").is_empty());
+        let listed = client.tool_names().await.expect("reader lists");
+        assert_eq!(listed.len(), 2, "{server}: {listed:?}");
         let tool = if server == "fininfo" {
             "get_stock_aggregates"
         } else {
@@ -599,6 +605,13 @@ pub async fn sse_progress_streams_through_the_gateway_without_buffering(front: F
     let client = connect(&stack, "currenttime", &admin)
         .await
         .expect("admin initializes");
+    assert_countdown_streams(&client).await;
+    client.close().await.unwrap();
+}
+
+/// A 4-step `countdown` on `client`'s currenttime session: its progress notifications arrive
+/// as they are sent (at least 0.6 s from first to last), not in one burst from a buffer.
+pub async fn assert_countdown_streams(client: &McpClient) {
     let (_, events) = client
         .call_tool_with_progress("countdown", json!({"steps": 4}))
         .await
@@ -609,7 +622,6 @@ pub async fn sse_progress_streams_through_the_gateway_without_buffering(front: F
         spread >= Duration::from_millis(600),
         "events arrived together ({spread:?}): the gateway buffers"
     );
-    client.close().await.unwrap();
 }
 
 /// The official Python MCP SDK client works through the gateway, and sees a 403 as one.
@@ -641,6 +653,21 @@ pub async fn official_python_sdk_client_through_the_gateway(front: Front) {
         .output()
         .await
         .expect("python runs");
+    let report = python_report(&output);
+    // The operator sees the tools its entries name, not delete_all_portfolios.
+    assert_eq!(
+        report["tools"],
+        json!(["get_stock_aggregates", "print_stock_data"]),
+        "{report}"
+    );
+    assert_eq!(report["calls"][0]["ok"], true, "{report}");
+    assert_eq!(report["calls"][1]["ok"], false, "{report}");
+    assert_eq!(report["calls"][1]["http_status"], 403, "{report}");
+}
+
+/// The JSON report of a successful integration-tests/python/mcp_check.py run whose session
+/// initialized; fails with its stderr otherwise.
+pub fn python_report(output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
         "mcp_check.py failed: {}",
@@ -648,18 +675,7 @@ pub async fn official_python_sdk_client_through_the_gateway(front: Front) {
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
     assert_eq!(report["initialized"], true, "{report}");
-    assert_eq!(
-        report["tools"],
-        json!([
-            "delete_all_portfolios",
-            "get_stock_aggregates",
-            "print_stock_data"
-        ]),
-        "{report}"
-    );
-    assert_eq!(report["calls"][0]["ok"], true, "{report}");
-    assert_eq!(report["calls"][1]["ok"], false, "{report}");
-    assert_eq!(report["calls"][1]["http_status"], 403, "{report}");
+    report
 }
 
 /// Gateway-level refusals: a server the gateway does not know is 404 without a check; a
@@ -774,7 +790,8 @@ fn answer_text(response: &RawResponse) -> String {
 /// Requests that a gateway's own parser refuses, that carry more headers than it reads, or that
 /// test the contract's edges (the ingress token sent twice, a repeated egress token, path
 /// parameters, double encoding, a client-sent removal list) get the same status and a JSON
-/// answer behind every gateway, and none of them reaches an MCP server unchecked.
+/// answer behind every gateway, and none of them reaches an MCP server unchecked; an allowed
+/// request's `Mcp-Param-*` headers reach it untouched.
 pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(front: Front) {
     let stack = GatewayStack::start_behind(front, Profile::Oidc, &[]).await;
     let admin = stack.idp.token("admin-agent").await;
@@ -873,6 +890,9 @@ pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(fro
     // make, and the upstream never sees the client's.
     let response = post("/fininfo/mcp")
         .header("X-Envoy-Auth-Headers-To-Remove", "x-user,x-scopes")
+        // MCP 2026-07-28: intermediaries forward Mcp-Param-* untouched.
+        .header("Mcp-Param-Region", "us-west1")
+        .header("Mcp-Param-Greeting", "=?base64?SGVsbG8sIOS4lueVjA==?=")
         .send(stack.gateway.addr())
         .await;
     assert_ne!(response.status, 401, "{}", answer_text(&response));
@@ -885,6 +905,14 @@ pub async fn requests_at_the_edges_get_the_same_json_answer_on_every_gateway(fro
         "a client-sent x-envoy-auth-headers-to-remove reached the upstream"
     );
     assert_eq!(reached[0].header("x-user").as_deref(), Some("admin-agent"));
+    assert_eq!(
+        reached[0].header("mcp-param-region").as_deref(),
+        Some("us-west1")
+    );
+    assert_eq!(
+        reached[0].header("mcp-param-greeting").as_deref(),
+        Some("=?base64?SGVsbG8sIOS4lueVjA==?=")
+    );
 }
 
 /// People in a browser: a person signs in through the gateway at the real IdP (over HTTP, the

@@ -382,11 +382,22 @@ impl AuthServer {
     }
 }
 
+/// The certificate and key (PEM files) a gateway's TLS variant serves.
+#[derive(Debug, Clone)]
+pub struct GatewayTls {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
+}
+
 /// nginx with the config from deploy/nginx.
 #[derive(Debug)]
 pub struct Nginx {
     /// The gateway's address.
     pub addr: SocketAddr,
+    /// The HTTPS front server's address, when started with TLS.
+    pub tls_addr: Option<SocketAddr>,
     /// The process.
     pub process: Process,
 }
@@ -394,19 +405,30 @@ pub struct Nginx {
 impl Nginx {
     /// Renders deploy/nginx into `workdir/nginx` and starts nginx in front of `auth` and `servers`.
     pub async fn start(auth: SocketAddr, servers: &[(&str, SocketAddr)], workdir: &Path) -> Nginx {
+        Self::start_with_tls(auth, servers, workdir, None).await
+    }
+
+    /// As [`Nginx::start`], with the HTTPS front server (render.sh's `TLS_*`) when `tls` is given.
+    pub async fn start_with_tls(
+        auth: SocketAddr,
+        servers: &[(&str, SocketAddr)],
+        workdir: &Path,
+        tls: Option<&GatewayTls>,
+    ) -> Nginx {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("address");
-        Self::start_at(addr, auth, servers, workdir).await
+        Self::start_at(addr, auth, servers, workdir, tls).await
     }
 
     /// Starts nginx listening on `addr` (a gateway whose address was given out before, e.g.
-    /// to the IdP as a redirect URI).
+    /// to the IdP as a redirect URI); with `tls`, as [`Nginx::start_with_tls`].
     pub async fn start_at(
         addr: SocketAddr,
         auth: SocketAddr,
         servers: &[(&str, SocketAddr)],
         workdir: &Path,
+        tls: Option<&GatewayTls>,
     ) -> Nginx {
         require(
             "nginx",
@@ -423,13 +445,21 @@ impl Nginx {
             .iter()
             .map(|(name, upstream)| format!("{name}={upstream}"))
             .collect();
-        let render = Command::new(repo_root().join("deploy/nginx/render.sh"))
+        let mut render = Command::new(repo_root().join("deploy/nginx/render.sh"));
+        render
             .arg(&prefix)
             .env("GATEWAY_LISTEN", addr.to_string())
             .env("AUTH_SERVER", auth.to_string())
-            .env("MCP_SERVERS", servers_list.join(","))
-            .output()
-            .expect("render.sh runs");
+            .env("MCP_SERVERS", servers_list.join(","));
+        let tls_addr = tls.map(|tls| {
+            let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            render
+                .env("TLS_LISTEN", tls_addr.to_string())
+                .env("TLS_CERT", &tls.cert)
+                .env("TLS_KEY", &tls.key);
+            tls_addr
+        });
+        let render = render.output().expect("render.sh runs");
         assert!(
             render.status.success(),
             "render.sh failed: {}",
@@ -445,7 +475,14 @@ impl Nginx {
         ]);
         let process = Process::spawn("nginx", &mut command, prefix.join("nginx-stderr.log"));
         wait_for_port(addr, "nginx").await;
-        Nginx { addr, process }
+        if let Some(tls_addr) = tls_addr {
+            wait_for_port(tls_addr, "nginx's HTTPS front server").await;
+        }
+        Nginx {
+            addr,
+            tls_addr,
+            process,
+        }
     }
 
     /// The gateway URL of an MCP server's endpoint.
@@ -498,6 +535,14 @@ impl Gateway {
         }
     }
 
+    /// The gateway's HTTPS address, when it was started with TLS.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Gateway::Nginx(nginx) => nginx.tls_addr,
+            Gateway::Envoy(envoy) => envoy.tls.then_some(envoy.addr),
+        }
+    }
+
     /// The gateway process.
     pub fn process(&self) -> &Process {
         match self {
@@ -538,7 +583,30 @@ impl GatewayStack {
         profile: Profile,
         extra_env: &[(&str, &str)],
     ) -> GatewayStack {
-        Self::start_full(front, profile, extra_env, false).await
+        Self::start_behind_with_tls(front, profile, extra_env, None).await
+    }
+
+    /// As [`GatewayStack::start_behind`], with the gateway's TLS variant serving `tls` when
+    /// given (nginx: the HTTPS front server beside the plain listener; Envoy: its one listener
+    /// on HTTPS). [`GatewayStack::https_url`] is its address.
+    pub async fn start_behind_with_tls(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        tls: Option<&GatewayTls>,
+    ) -> GatewayStack {
+        Self::start_full(front, profile, extra_env, false, tls, &[]).await
+    }
+
+    /// As [`GatewayStack::start_behind`], with more MCP servers behind the gateway (name and
+    /// address; the policy, e.g. an `AUTH_SCOPES_FILE` in `extra_env`, must name them).
+    pub async fn start_with_servers(
+        front: Front,
+        profile: Profile,
+        extra_env: &[(&str, &str)],
+        extra_servers: &[(&str, SocketAddr)],
+    ) -> GatewayStack {
+        Self::start_full(front, profile, extra_env, false, None, extra_servers).await
     }
 
     /// Starts everything behind `front` (OIDC profile) with people's browser sign-in on: the
@@ -546,7 +614,7 @@ impl GatewayStack {
     /// `AUTH_SESSION_*` settings and a session key of its own. The demo person is
     /// [`DEMO_PERSON`].
     pub async fn start_with_sign_in(front: Front) -> GatewayStack {
-        Self::start_full(front, Profile::Oidc, &[], true).await
+        Self::start_full(front, Profile::Oidc, &[], true, None, &[]).await
     }
 
     async fn start_full(
@@ -554,6 +622,8 @@ impl GatewayStack {
         profile: Profile,
         extra_env: &[(&str, &str)],
         sign_in: bool,
+        tls: Option<&GatewayTls>,
+        extra_servers: &[(&str, SocketAddr)],
     ) -> GatewayStack {
         use crate::mcp_servers::{ServerKind, spawn_server};
         let workdir = tempfile::tempdir().expect("temp dir");
@@ -613,7 +683,9 @@ impl GatewayStack {
                 .iter()
                 .map(|(name, value)| (*name, (*value).to_owned())),
         );
-        let grpc_addr: Option<SocketAddr> = (front == Front::EnvoyGrpc).then(|| {
+        // Envoy's gRPC mode asks Check there; both Envoy modes filter tools/list answers with
+        // ext_proc, which is served on the same listener.
+        let grpc_addr: Option<SocketAddr> = (front != Front::Nginx).then(|| {
             format!("127.0.0.1:{}", free_port())
                 .parse()
                 .expect("address")
@@ -624,7 +696,7 @@ impl GatewayStack {
         let auth = AuthServer::start(&env, workdir.path()).await;
         auth.wait_ready().await;
         if let Some(addr) = grpc_addr {
-            wait_for_port(addr, "auth-server's gRPC Check").await;
+            wait_for_port(addr, "auth-server's gRPC listener").await;
         }
         let listen = || {
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
@@ -634,13 +706,14 @@ impl GatewayStack {
         };
         let currenttime = spawn_server(ServerKind::CurrentTime, listen().expect("listener")).await;
         let fininfo = spawn_server(ServerKind::FinInfo, listen().expect("listener")).await;
-        let servers = [
+        let mut servers = vec![
             ("currenttime", currenttime.addr()),
             ("fininfo", fininfo.addr()),
         ];
+        servers.extend_from_slice(extra_servers);
         let gateway = match front {
             Front::Nginx => Gateway::Nginx(
-                Nginx::start_at(gateway_addr, auth.addr, &servers, workdir.path()).await,
+                Nginx::start_at(gateway_addr, auth.addr, &servers, workdir.path(), tls).await,
             ),
             Front::EnvoyHttp | Front::EnvoyGrpc => {
                 use crate::envoy::{AuthAddrs, Envoy, EnvoyMode};
@@ -654,7 +727,15 @@ impl GatewayStack {
                     grpc: grpc_addr,
                 };
                 Gateway::Envoy(
-                    Envoy::start_at(gateway_addr, mode, auth_addrs, &servers, workdir.path()).await,
+                    Envoy::start_at(
+                        gateway_addr,
+                        mode,
+                        auth_addrs,
+                        &servers,
+                        workdir.path(),
+                        tls,
+                    )
+                    .await,
                 )
             }
         };
@@ -677,6 +758,13 @@ impl GatewayStack {
     /// The gateway's origin, as a browser sends it in `Origin`.
     pub fn origin(&self) -> String {
         format!("http://{}", self.gateway.addr())
+    }
+
+    /// The HTTPS URL of `server`'s MCP endpoint (a stack started with TLS; the certificate
+    /// names 127.0.0.1).
+    pub fn https_url(&self, server: &str) -> String {
+        let addr = self.gateway.tls_addr().expect("a gateway started with TLS");
+        format!("https://{addr}/{server}/mcp")
     }
 }
 

@@ -315,16 +315,21 @@ async fn idp_down_at_start_every_check_is_503_until_it_comes_back() {
                 tools_call(2, "print_stock_data").to_string(),
             ),
             post("/currenttime/mcp", &admin, initialize("i").to_string()),
-            post(
-                "/fininfo/mcp",
-                "forged.token.value",
-                tools_list().to_string(),
-            ),
         ] {
             let answer = request.send(rig.nginx.addr).await;
             assert!(gateway_refusal(&answer), "{}", answer.text());
             *statuses.entry(answer.status).or_insert(0) += 1;
         }
+        // A token that is not even a JWT names no issuer: it can never be valid, so it is a
+        // 401 whatever the key sets, never an allow.
+        let forged = post(
+            "/fininfo/mcp",
+            "forged.token.value",
+            tools_list().to_string(),
+        )
+        .send(rig.nginx.addr)
+        .await;
+        assert_eq!(forged.status, 401, "{}", forged.text());
     }
     eprintln!("IdP down: statuses through nginx {statuses:?}");
     assert_eq!(statuses.keys().collect::<Vec<_>>(), [&503], "{statuses:?}");

@@ -399,6 +399,7 @@ fn dockerfile_demo_stage_and_nginx_image_run_as_non_root() {
     }
     for needed in [
         "nginx.conf.template",
+        "tls.conf.template",
         "mcp_auth.lua",
         "mcp-servers.conf.example",
     ] {
@@ -413,6 +414,10 @@ fn dockerfile_demo_stage_and_nginx_image_run_as_non_root() {
             .exposed_ports()
             .contains(&port_of(&env["GATEWAY_LISTEN"])),
         "EXPOSE lacks the GATEWAY_LISTEN port"
+    );
+    assert!(
+        nginx.exposed_ports().contains(&port_of(&env["TLS_LISTEN"])),
+        "EXPOSE lacks the TLS_LISTEN port"
     );
 }
 
@@ -948,23 +953,30 @@ fn kubernetes_manifests_pass_strict_schema_validation() {
     kubernetes_validate(&files, Some("1.30.0"), files.len());
 }
 
-#[test]
-fn kustomize_build_renders_valid_manifests_in_one_namespace() {
+/// `kubectl kustomize DIR`: the rendered manifests, also written to a file in a temporary
+/// directory (returned with it, for kubernetes-validate).
+fn kustomize(dir: &str) -> (String, tempfile::TempDir, PathBuf) {
     require(
         "kubectl (with its built-in kustomize)",
         on_path("kubectl"),
         "apt-get install kubernetes-client",
     );
-    let output = run(Command::new("kubectl").args(["kustomize", KUBE_DIR]));
+    let output = run(Command::new("kubectl").args(["kustomize", dir]));
     assert!(
         output.status.success(),
         "kubectl kustomize: {}",
         text(&output)
     );
     let rendered = String::from_utf8(output.stdout).expect("UTF-8");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("rendered.yaml");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let file = temp.path().join("rendered.yaml");
     std::fs::write(&file, &rendered).expect("write");
+    (rendered, temp, file)
+}
+
+#[test]
+fn kustomize_build_renders_valid_manifests_in_one_namespace() {
+    let (rendered, _dir, file) = kustomize(KUBE_DIR);
     let objects = yaml_documents(&rendered);
     assert_eq!(objects.len(), kube_resources().len());
     let namespace = objects
@@ -1377,4 +1389,256 @@ async fn kubernetes_configmap_update_reaches_a_running_replica_without_restart()
     }
     eprintln!("ConfigMap update applied in {:?}", started.elapsed());
     assert!(replica.auth.process.running(), "auth-server restarted");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the gateway's certificate goes: docker-compose.tls.yml and deploy/kubernetes/gateway-nginx
+
+/// A throwaway CA and gateway certificate from scripts/dev-cert.sh (what the README tells
+/// users to run), checked with `openssl verify`.
+fn dev_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let output = run(Command::new(repo_root().join("scripts/dev-cert.sh")).arg(dir));
+    assert!(output.status.success(), "dev-cert.sh: {}", text(&output));
+    let verify = run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("ca.crt"))
+        .arg(dir.join("gateway.crt")));
+    assert!(verify.status.success(), "openssl verify: {}", text(&verify));
+    (dir.join("gateway.crt"), dir.join("gateway.key"))
+}
+
+/// Renders deploy/nginx with a container's environment `env` and checks the result with
+/// `nginx -t`: the certificate and key paths moved to files from scripts/dev-cert.sh, and the
+/// service names (which only the container network resolves) to loopback. Returns the rendered
+/// HTTPS server (mcp-tls.conf).
+fn nginx_accepts_tls_environment(env: &BTreeMap<String, String>) -> String {
+    require(
+        "nginx with the Lua module",
+        Path::new("/usr/sbin/nginx").exists()
+            && Path::new("/usr/lib/nginx/modules/ngx_http_lua_module.so").exists(),
+        "apt-get install nginx-light libnginx-mod-http-lua",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = dev_certificate(&dir.path().join("tls"));
+    let prefix = dir.path().join("prefix");
+    let mut render = Command::new(repo_root().join("deploy/nginx/render.sh"));
+    render
+        .arg(&prefix)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (name, value) in env {
+        render.env(name, value);
+    }
+    render
+        .env("TLS_CERT", &cert)
+        .env("TLS_KEY", &key)
+        .env("AUTH_SERVER", "127.0.0.1:8888")
+        .env("MCP_SERVERS", "currenttime=127.0.0.1:8481");
+    let output = run(&mut render);
+    assert!(output.status.success(), "render.sh: {}", text(&output));
+    let test = run(Command::new("/usr/sbin/nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .args(["-e", "stderr"]));
+    assert!(test.status.success(), "nginx -t: {}", text(&test));
+    let tls = std::fs::read_to_string(prefix.join("mcp-tls.conf")).expect("mcp-tls.conf");
+    assert!(
+        tls.contains(&format!("ssl_certificate     {};", cert.display())),
+        "{tls}"
+    );
+    tls
+}
+
+#[test]
+fn docker_compose_tls_override_mounts_the_certificate_read_only_into_nginx_only() {
+    let files = [
+        "-f",
+        "docker-compose.yml",
+        "-f",
+        "docker-compose.tls.yml",
+        "config",
+    ];
+    let quiet = run(Command::new("docker-compose").args(files).arg("-q"));
+    assert!(
+        quiet.status.success() && quiet.stdout.is_empty(),
+        "docker-compose config -q: {}",
+        text(&quiet)
+    );
+    let full = run(Command::new("docker-compose").args(files));
+    assert!(full.status.success(), "{}", text(&full));
+    let config = yaml_documents(&String::from_utf8_lossy(&full.stdout)).remove(0);
+    let services = config["services"].as_object().expect("services");
+    let nginx = &services["nginx"];
+
+    // The two files are compose secrets (read-only bind mounts at /run/secrets/<target>) of
+    // nginx alone, from the directory scripts/dev-cert.sh writes, which git and the image
+    // build context leave out.
+    let mounted: BTreeMap<String, String> = nginx["secrets"]
+        .as_array()
+        .expect("nginx secrets")
+        .iter()
+        .map(|secret| {
+            let source = str_of(secret, "/source").to_owned();
+            let target = secret["target"].as_str().unwrap_or(&source).to_owned();
+            (source, format!("/run/secrets/{target}"))
+        })
+        .collect();
+    for (variable, file) in [("TLS_CERT", "gateway.crt"), ("TLS_KEY", "gateway.key")] {
+        let path = env_of(nginx, variable);
+        let (source, _) = mounted
+            .iter()
+            .find(|(_, target)| *target == path)
+            .unwrap_or_else(|| panic!("{variable}={path} is not a mounted secret: {mounted:?}"));
+        assert_eq!(
+            str_of(&config, &format!("/secrets/{source}/file")),
+            repo_root()
+                .join(".local-tls")
+                .join(file)
+                .display()
+                .to_string()
+        );
+    }
+    for (name, service) in services {
+        assert!(
+            name == "nginx" || service.get("secrets").is_none(),
+            "{name} gets the gateway's secrets"
+        );
+    }
+    assert!(read(".gitignore").lines().any(|line| line == "/.local-tls"));
+    assert!(
+        read(".dockerignore")
+            .lines()
+            .any(|line| line == ".local-tls")
+    );
+
+    // HTTPS is published on loopback on the port nginx listens on, and 401 challenges name the
+    // HTTPS URL.
+    let tls_port = port_of(env_of(nginx, "TLS_LISTEN"));
+    let published: Vec<&str> = nginx["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        published.contains(&format!("127.0.0.1:{tls_port}:{tls_port}/tcp").as_str()),
+        "{published:?}"
+    );
+    assert_eq!(
+        env_of(&services["auth-server"], "AUTH_RESOURCE_URL"),
+        format!("https://127.0.0.1:{tls_port}")
+    );
+
+    // The environment renders a config nginx accepts, with an HTTP/2 HTTPS listener.
+    let env: BTreeMap<String, String> = nginx["environment"]
+        .as_object()
+        .expect("environment")
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().expect("string").to_owned()))
+        .collect();
+    let tls = nginx_accepts_tls_environment(&env);
+    assert!(
+        tls.contains(&format!("listen 0.0.0.0:{tls_port} ssl http2;")),
+        "{tls}"
+    );
+}
+
+const GATEWAY_KUBE_DIR: &str = "deploy/kubernetes/gateway-nginx";
+
+#[test]
+fn kubernetes_gateway_mounts_the_tls_secret_read_only_where_render_sh_reads_it() {
+    let (rendered, _dir, file) = kustomize(GATEWAY_KUBE_DIR);
+    let objects: BTreeMap<String, Value> = yaml_documents(&rendered)
+        .into_iter()
+        .map(|object| (str_of(&object, "/kind").to_owned(), object))
+        .collect();
+    assert_eq!(
+        objects.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["Deployment", "Service"]
+    );
+    let files = [file.display().to_string()];
+    kubernetes_validate(&files, None, 2);
+    kubernetes_validate(&files, Some("1.30.0"), 2);
+
+    let base = kube_objects();
+    let (deployment, service) = (&objects["Deployment"], &objects["Service"]);
+    let pod = &deployment["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    let env = container_env(deployment);
+
+    // Next to auth-server: same namespace, labels its NetworkPolicy lets in, its Service.
+    for object in objects.values() {
+        assert_eq!(
+            str_of(object, "/metadata/namespace"),
+            str_of(&base["Namespace"], "/metadata/name")
+        );
+    }
+    let allowed =
+        &base["NetworkPolicy"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
+    assert!(
+        labels_match(allowed, &pod["metadata"]["labels"]),
+        "NetworkPolicy"
+    );
+    let auth_service = &base["Service"];
+    assert_eq!(
+        env["AUTH_SERVER"],
+        format!(
+            "{}:{}",
+            str_of(auth_service, "/metadata/name"),
+            auth_service["spec"]["ports"][0]["port"]
+        )
+    );
+    assert!(labels_match(
+        &service["spec"]["selector"],
+        &pod["metadata"]["labels"]
+    ));
+
+    // The certificate: the TLS secret (keys tls.crt, tls.key) mounted read-only as a
+    // directory, readable by the image's group only, and TLS_CERT/TLS_KEY naming its files.
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|volume| volume.get("secret").is_some())
+        .expect("a secret volume");
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+    let mount = container["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .find(|mount| mount["name"] == volume["name"])
+        .expect("the secret is mounted");
+    assert_eq!(mount["readOnly"], true);
+    assert!(
+        mount.get("subPath").is_none(),
+        "subPath mounts never see a renewal"
+    );
+    let directory = str_of(mount, "/mountPath");
+    assert_eq!(env["TLS_CERT"], format!("{directory}/tls.crt"));
+    assert_eq!(env["TLS_KEY"], format!("{directory}/tls.key"));
+    let (uid, gid) = image_user(&stages_of_nginx());
+    assert_eq!(pod["spec"]["securityContext"]["runAsUser"], uid);
+    assert_eq!(pod["spec"]["securityContext"]["fsGroup"], gid);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // HTTPS is the pod's only port; the probes and the Service use it; plain HTTP stays in
+    // the pod.
+    let port = &container["ports"][0];
+    assert_eq!(container["ports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        port["containerPort"].as_u64(),
+        Some(u64::from(port_of(&env["TLS_LISTEN"])))
+    );
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+        assert_eq!(container[probe]["httpGet"]["port"], port["name"], "{probe}");
+    }
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+    assert!(env["GATEWAY_LISTEN"].starts_with("127.0.0.1:"));
+
+    // The environment renders a config nginx accepts.
+    nginx_accepts_tls_environment(&env);
 }

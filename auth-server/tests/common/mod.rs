@@ -233,7 +233,7 @@ pub fn example_scopes() -> std::path::PathBuf {
 pub mod worst_case;
 
 use auth_server::answer::AnswerSettings;
-use auth_server::decision::{CognitoPool, Context, Settings, Snapshot};
+use auth_server::decision::{CognitoPool, Context, Issuer, Settings, Snapshot};
 use auth_server::jwks::KeySet;
 use auth_server::jwks::fetch::VersionedKeys;
 use auth_server::policy::CompiledPolicy;
@@ -249,28 +249,43 @@ pub struct Core {
 }
 
 impl Core {
+    /// One issuer (`default`) with `rules` and `keys` (or no key set yet).
     pub fn new(
         policy: CompiledPolicy,
         keys: Option<KeySet>,
         rules: TokenRules,
         cognito_pool: Option<CognitoPool>,
     ) -> Core {
-        let auth_method = rules.provider.name().to_owned();
+        let issuer = Issuer {
+            name: "default".to_owned(),
+            auth_method: rules.provider.name().to_owned(),
+            rules,
+            cognito_pool,
+        };
+        Core::with_issuers(policy, vec![(issuer, keys)])
+    }
+
+    /// Several trusted issuers, each with its key set (generation 1) or none yet.
+    pub fn with_issuers(policy: CompiledPolicy, issuers: Vec<(Issuer, Option<KeySet>)>) -> Core {
+        let (issuers, keys): (Vec<Issuer>, Vec<Option<KeySet>>) = issuers.into_iter().unzip();
         Core {
             snapshot: Snapshot {
                 policy: std::sync::Arc::new(policy),
-                keys: keys.map(|keys| {
-                    std::sync::Arc::new(VersionedKeys {
-                        keys,
-                        generation: 1,
+                keys: keys
+                    .into_iter()
+                    .map(|keys| {
+                        keys.map(|keys| {
+                            std::sync::Arc::new(VersionedKeys {
+                                keys,
+                                generation: 1,
+                            })
+                        })
                     })
-                }),
+                    .collect(),
             },
             settings: Settings {
-                rules,
-                cognito_pool,
+                issuers,
                 max_batch: 100,
-                auth_method,
                 session: None,
             },
             cache: TokenCache::new(100),

@@ -319,18 +319,24 @@ pub async fn list_tools_with(
     found
 }
 
-/// The tools of each demo server, by server name.
+/// The tools of each demo server an admin (group `mcp-registry-admin`) sees through the
+/// gateway, by server name: every tool but `delete_all_portfolios`, which no entry of the
+/// example scopes.yml names (tools/list shows a caller only what it may use).
 pub fn expected_tools(
     servers: &[(&str, integration_tests::mcp_servers::ServerKind)],
 ) -> std::collections::BTreeMap<String, Vec<String>> {
     servers
         .iter()
-        .map(|(name, kind)| {
-            (
-                (*name).to_owned(),
-                kind.tool_names().iter().map(|t| (*t).to_owned()).collect(),
-            )
-        })
+        .map(|(name, kind)| ((*name).to_owned(), listed_to_admin(*kind)))
+        .collect()
+}
+
+/// The tools of `kind` an admin sees in tools/list through the gateway (see [`expected_tools`]).
+pub fn listed_to_admin(kind: integration_tests::mcp_servers::ServerKind) -> Vec<String> {
+    kind.tool_names()
+        .iter()
+        .filter(|tool| **tool != "delete_all_portfolios")
+        .map(|tool| (*tool).to_owned())
         .collect()
 }
 

@@ -2,18 +2,20 @@
 //!
 //! Every variable is read as text with `envy` and checked here, so that a bad value stops the
 //! start with one line naming the variable and why. Defaults are safe: loopback listen, deny on
-//! doubt.
+//! doubt. The trusted issuers come from the single-issuer `AUTH_*` variables or from
+//! `AUTH_ISSUERS_FILE` ([`issuers_file`]), never both; each is validated by [`issuer`].
 
-use std::collections::HashSet;
+mod issuer;
+mod issuers_file;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::decision::CognitoPool;
-use crate::jwks::fetch::KeySource;
-use crate::token::{Provider, TokenRules};
+pub use issuer::IssuerConfig;
+use issuer::{HttpAllowance, IssuerFields, check_url_syntax};
 
 /// A configuration error: the variable and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,12 +54,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `AUTH_SCOPES_FILE`.
     pub scopes_file: PathBuf,
-    /// Token rules derived from provider, issuer, client ids, audiences, groups claim, leeway.
-    pub rules: TokenRules,
-    /// Cognito pool, for provider `cognito`.
-    pub cognito_pool: Option<CognitoPool>,
-    /// Where the key set comes from.
-    pub key_source: KeySource,
+    /// The trusted token issuers: one from the `AUTH_*` variables, or those of
+    /// `AUTH_ISSUERS_FILE`. Never empty.
+    pub issuers: Vec<IssuerConfig>,
     /// `AUTH_MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
     /// `AUTH_RESOURCE_URL`, without a trailing `/`.
@@ -70,8 +69,12 @@ pub struct Config {
     pub token_cache_size: usize,
     /// `AUTH_MAX_BATCH`: most messages in one JSON-RPC batch.
     pub max_batch: usize,
-    /// `AUTH_MAX_LARGE_CHECKS`: bodies over 64 KiB decided at once (others wait, then 503).
+    /// `AUTH_MAX_LARGE_CHECKS`: bodies over 64 KiB decided at once (others wait, then 503),
+    /// request bodies and `tools/list` answers alike.
     pub max_large_checks: usize,
+    /// `AUTH_MAX_LIST_ANSWER_BYTES`: the largest `tools/list` answer the filter reads; a larger
+    /// one is withheld (the client gets a JSON-RPC error), never passed on unread.
+    pub max_list_answer_bytes: usize,
     /// `AUTH_SCOPES_POLL_SECONDS`: how often the policy file is checked for changes (0 = never).
     pub scopes_poll: Option<Duration>,
     /// `AUTH_SESSION_*`: people's browser sign-in, when configured.
@@ -102,7 +105,23 @@ struct RawConfig {
     scopes_poll_seconds: Option<String>,
     max_batch: Option<String>,
     max_large_checks: Option<String>,
+    max_list_answer_bytes: Option<String>,
+    issuers_file: Option<String>,
+    insecure_http_hosts: Option<String>,
 }
+
+/// The single-issuer variables and the issuers-file key each fills.
+const ISSUER_VARIABLES: [(&str, &str); 9] = [
+    ("AUTH_PROVIDER", "provider"),
+    ("AUTH_COGNITO_REGION", "region"),
+    ("AUTH_COGNITO_USER_POOL_ID", "user_pool_id"),
+    ("AUTH_ISSUER", "issuer"),
+    ("AUTH_JWKS_URL", "jwks_url"),
+    ("AUTH_CLIENT_IDS", "client_ids"),
+    ("AUTH_AUDIENCES", "audiences"),
+    ("AUTH_GROUPS_CLAIM", "groups_claim"),
+    ("AUTH_LEEWAY_SECONDS", "leeway_seconds"),
+];
 
 impl Config {
     /// Reads and validates the process environment.
@@ -128,103 +147,29 @@ impl Config {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
-        let provider = match self.provider.as_deref().map(str::trim) {
-            None | Some("cognito") => Provider::Cognito,
-            Some("oidc") => Provider::Oidc,
-            Some(other) => {
-                return Err(error(
-                    "AUTH_PROVIDER",
-                    format!("`{other}` is not `cognito` or `oidc`"),
-                ));
-            }
+    fn validate(mut self) -> Result<Config, ConfigError> {
+        let http = HttpAllowance {
+            hosts: list(self.insecure_http_hosts.take()).unwrap_or_default(),
         };
-        let (issuer, cognito_pool) = match provider {
-            Provider::Cognito => {
-                let region = required(
-                    self.cognito_region,
-                    "AUTH_COGNITO_REGION",
-                    "the Cognito region, e.g. us-east-1",
-                )?;
-                let pool = required(
-                    self.cognito_user_pool_id,
-                    "AUTH_COGNITO_USER_POOL_ID",
-                    "the Cognito user pool id",
-                )?;
-                if !region
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                {
+        let issuers = match self.issuers_file.take() {
+            Some(file) => {
+                if let Some((variable, _)) = self.single_issuer_variables_set().first() {
                     return Err(error(
-                        "AUTH_COGNITO_REGION",
-                        format!("`{region}` is not a region name"),
+                        "AUTH_ISSUERS_FILE",
+                        format!(
+                            "set either it or the single-issuer variables, not both ({variable} \
+                             is set too)"
+                        ),
                     ));
                 }
-                if !pool
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    return Err(error(
-                        "AUTH_COGNITO_USER_POOL_ID",
-                        format!("`{pool}` is not a pool id"),
-                    ));
-                }
-                if self.issuer.is_some() {
-                    return Err(error(
-                        "AUTH_ISSUER",
-                        "is for provider `oidc`; Cognito's issuer is derived from region and pool",
-                    ));
-                }
-                let issuer = format!("https://cognito-idp.{region}.amazonaws.com/{pool}");
-                (
-                    issuer,
-                    Some(CognitoPool {
-                        region,
-                        user_pool_id: pool,
-                    }),
-                )
+                issuers_file::load(std::path::Path::new(file.trim()), &http)
+                    .map_err(|reason| error("AUTH_ISSUERS_FILE", reason))?
             }
-            Provider::Oidc => {
-                let issuer = required(
-                    self.issuer,
-                    "AUTH_ISSUER",
-                    "the OIDC issuer URL, exactly as in the tokens' `iss`",
-                )?;
-                check_url("AUTH_ISSUER", &issuer)?;
-                (issuer, None)
-            }
-        };
-        let key_source = match (self.jwks_url, provider) {
-            (Some(url), _) => {
-                check_url("AUTH_JWKS_URL", &url)?;
-                KeySource::Url(url)
-            }
-            (None, Provider::Cognito) => KeySource::Url(format!("{issuer}/.well-known/jwks.json")),
-            (None, Provider::Oidc) => KeySource::Discovery {
-                issuer: issuer.clone(),
-            },
-        };
-        let groups_claim = self
-            .groups_claim
-            .map(|claim| claim.trim().to_owned())
-            .unwrap_or_else(|| {
-                match provider {
-                    Provider::Cognito => "cognito:groups",
-                    Provider::Oidc => "groups",
-                }
-                .to_owned()
-            });
-        let rules = TokenRules {
-            provider,
-            issuer,
-            client_ids: list(self.client_ids).map(|ids| ids.into_iter().collect::<HashSet<_>>()),
-            audiences: list(self.audiences),
-            groups_claim,
-            leeway_seconds: number(self.leeway_seconds, "AUTH_LEEWAY_SECONDS", 60, 0..=3600)?,
+            None => vec![self.single_issuer(&http)?],
         };
         let resource_url = match self.resource_url {
             Some(url) => {
-                check_url("AUTH_RESOURCE_URL", &url)?;
+                check_url_syntax(&url).map_err(|reason| error("AUTH_RESOURCE_URL", reason))?;
                 Some(url.trim_end_matches('/').to_owned())
             }
             None => None,
@@ -251,9 +196,7 @@ impl RawConfig {
             grpc_listen: address(self.grpc_listen, "AUTH_GRPC_LISTEN")?,
             metrics_listen: address(self.metrics_listen, "AUTH_METRICS_LISTEN")?,
             scopes_file: PathBuf::from(self.scopes_file.unwrap_or_else(|| "scopes.yml".to_owned())),
-            rules,
-            cognito_pool,
-            key_source,
+            issuers,
             max_body_bytes: number(
                 self.max_body_bytes,
                 "AUTH_MAX_BODY_BYTES",
@@ -283,7 +226,68 @@ impl RawConfig {
                 default_large_checks(),
                 1..=1024,
             )? as usize,
+            max_list_answer_bytes: number(
+                self.max_list_answer_bytes,
+                "AUTH_MAX_LIST_ANSWER_BYTES",
+                crate::tools_list::Limits::DEFAULT_MAX_ANSWER_BYTES as u64,
+                1024..=256 * 1_048_576,
+            )? as usize,
         })
+    }
+}
+
+impl RawConfig {
+    /// The single-issuer variables that are set, with their issuers-file keys.
+    fn single_issuer_variables_set(&self) -> Vec<(&'static str, &'static str)> {
+        let set = [
+            self.provider.is_some(),
+            self.cognito_region.is_some(),
+            self.cognito_user_pool_id.is_some(),
+            self.issuer.is_some(),
+            self.jwks_url.is_some(),
+            self.client_ids.is_some(),
+            self.audiences.is_some(),
+            self.groups_claim.is_some(),
+            self.leeway_seconds.is_some(),
+        ];
+        ISSUER_VARIABLES
+            .into_iter()
+            .zip(set)
+            .filter_map(|(pair, is_set)| is_set.then_some(pair))
+            .collect()
+    }
+
+    /// The one issuer of the single-issuer variables; `X-Auth-Method` is the provider's name.
+    fn single_issuer(&mut self, http: &HttpAllowance) -> Result<IssuerConfig, ConfigError> {
+        let leeway_seconds = match self.leeway_seconds.take() {
+            Some(text) => Some(number(Some(text), "AUTH_LEEWAY_SECONDS", 60, 0..=3600)?),
+            None => None,
+        };
+        let fields = IssuerFields {
+            name: None,
+            provider: self.provider.take(),
+            region: self.cognito_region.take(),
+            user_pool_id: self.cognito_user_pool_id.take(),
+            issuer: self.issuer.take(),
+            jwks_url: self.jwks_url.take(),
+            client_ids: list(self.client_ids.take()),
+            audiences: list(self.audiences.take()),
+            groups_claim: self.groups_claim.take(),
+            leeway_seconds,
+        };
+        fields
+            .validate(
+                "default".to_owned(),
+                |provider| provider.name().to_owned(),
+                http,
+            )
+            .map_err(|(field, reason)| {
+                let variable = ISSUER_VARIABLES
+                    .iter()
+                    .find(|(_, key)| *key == field)
+                    .map_or("AUTH_*", |(variable, _)| *variable);
+                error(variable, reason)
+            })
     }
 }
 
@@ -292,30 +296,6 @@ impl RawConfig {
 fn default_large_checks() -> u64 {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     (cores / 2).max(1) as u64
-}
-
-fn required(
-    value: Option<String>,
-    variable: &'static str,
-    what: &str,
-) -> Result<String, ConfigError> {
-    value
-        .map(|v| v.trim().to_owned())
-        .ok_or_else(|| error(variable, format!("is required: {what}")))
-}
-
-fn check_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(rest)
-            if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) =>
-        {
-            Ok(())
-        }
-        _ => Err(error(variable, format!("`{url}` is not an http(s) URL"))),
-    }
 }
 
 fn list(value: Option<String>) -> Option<Vec<String>> {
@@ -370,6 +350,7 @@ fn address(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwks::fetch::KeySource;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -384,21 +365,24 @@ mod tests {
     fn cognito_defaults_derive_issuer_and_jwks_url() {
         let config = config(&COGNITO).expect("valid");
         assert_eq!(
-            config.rules.issuer,
+            config.issuers[0].rules.issuer,
             "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc"
         );
         assert_eq!(
-            config.key_source,
+            config.issuers[0].key_source,
             KeySource::Url(
                 "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc/.well-known/jwks.json"
                     .into()
             )
         );
-        assert_eq!(config.rules.groups_claim, "cognito:groups");
+        assert_eq!(config.issuers[0].rules.groups_claim, "cognito:groups");
         assert_eq!(config.listen.to_string(), "127.0.0.1:8888");
         assert_eq!(config.max_body_bytes, 1_048_576);
-        assert_eq!(config.rules.leeway_seconds, 60);
-        assert!(config.rules.client_ids.is_none() && config.rules.audiences.is_none());
+        assert_eq!(config.issuers[0].rules.leeway_seconds, 60);
+        assert!(
+            config.issuers[0].rules.client_ids.is_none()
+                && config.issuers[0].rules.audiences.is_none()
+        );
     }
 
     #[test]
@@ -409,12 +393,12 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(
-            oidc.key_source,
+            oidc.issuers[0].key_source,
             KeySource::Discovery {
                 issuer: "https://kc.example/realms/mcp".into()
             }
         );
-        assert_eq!(oidc.rules.groups_claim, "groups");
+        assert_eq!(oidc.issuers[0].rules.groups_claim, "groups");
         let pinned = config(&[
             ("AUTH_PROVIDER", "oidc"),
             ("AUTH_ISSUER", "https://kc.example/realms/mcp"),
@@ -423,10 +407,17 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(
-            pinned.key_source,
+            pinned.issuers[0].key_source,
             KeySource::Url("http://127.0.0.1:1/jwks".into())
         );
-        assert_eq!(pinned.rules.client_ids.map(|ids| ids.len()), Some(2));
+        assert_eq!(
+            pinned.issuers[0]
+                .rules
+                .client_ids
+                .clone()
+                .map(|ids| ids.len()),
+            Some(2)
+        );
     }
 
     #[test]
@@ -456,5 +447,71 @@ mod tests {
             let err = config(vars).expect_err("refused");
             assert_eq!(err.variable, variable, "{err}");
         }
+    }
+
+    #[test]
+    fn an_issuers_file_and_single_issuer_variables_do_not_mix() {
+        let err = config(&[
+            ("AUTH_ISSUERS_FILE", "/nonexistent/issuers.yml"),
+            ("AUTH_ISSUER", "https://kc.example/realms/mcp"),
+        ])
+        .expect_err("both refused");
+        assert_eq!(err.variable, "AUTH_ISSUERS_FILE");
+        assert!(err.reason.contains("AUTH_ISSUER is set too"), "{err}");
+    }
+
+    #[test]
+    fn the_issuers_file_gives_every_issuer_and_its_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("auth-issuers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let file = dir.join("issuers.yml");
+        std::fs::write(
+            &file,
+            "issuers:\n  - name: agents\n    provider: cognito\n    region: us-east-1\n    user_pool_id: us-east-1_A\n  - name: people\n    provider: oidc\n    issuer: http://idp.internal/realms/mcp\n",
+        )
+        .expect("the issuers file is written");
+        let path = file.display().to_string();
+        let err = config(&[("AUTH_ISSUERS_FILE", &path)]).expect_err("plain http refused");
+        assert!(
+            err.reason.contains(&path) && err.reason.contains("people"),
+            "{err}"
+        );
+        let config = config(&[
+            ("AUTH_ISSUERS_FILE", &path),
+            ("AUTH_INSECURE_HTTP_HOSTS", "idp.internal"),
+        ])
+        .expect("the named host may use http");
+        let names: Vec<&str> = config
+            .issuers
+            .iter()
+            .map(|issuer| issuer.name.as_str())
+            .collect();
+        assert_eq!(names, ["agents", "people"]);
+        std::fs::remove_dir_all(dir).expect("the temp dir is removed");
+    }
+
+    #[test]
+    fn a_plain_http_issuer_needs_loopback_or_a_named_host() {
+        let err = config(&[
+            ("AUTH_PROVIDER", "oidc"),
+            ("AUTH_ISSUER", "http://keycloak.internal/realms/mcp"),
+        ])
+        .expect_err("refused");
+        assert_eq!(err.variable, "AUTH_ISSUER");
+        assert!(
+            config(&[
+                ("AUTH_PROVIDER", "oidc"),
+                ("AUTH_ISSUER", "http://keycloak.internal/realms/mcp"),
+                ("AUTH_INSECURE_HTTP_HOSTS", "keycloak.internal"),
+            ])
+            .is_ok()
+        );
+        let err = config(&[
+            ("AUTH_PROVIDER", "oidc"),
+            ("AUTH_ISSUER", "https://kc.example/realms/mcp"),
+            ("AUTH_JWKS_URL", "http://kc.example/certs"),
+        ])
+        .expect_err("refused");
+        assert_eq!(err.variable, "AUTH_JWKS_URL");
     }
 }
