@@ -138,7 +138,12 @@ async fn generated_configs_list_tools_through_nginx_with_ingress_and_egress_toke
         ])
         .await;
     list.ok();
-    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
+    assert_eq!(
+        list.stdout.lines().count(),
+        listed_to_admin(ServerKind::FinInfo).len(),
+        "{}",
+        list.stdout
+    );
     let requests = stack.fininfo.log().requests();
     assert!(!requests.is_empty());
     for request in &requests {
