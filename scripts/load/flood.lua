@@ -16,7 +16,7 @@ wrk.headers = {
   ["Content-Type"] = "application/json",
 }
 
-local counts = {}
+counts = {}  -- a global: done() reads each thread's copy with thread:get
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
