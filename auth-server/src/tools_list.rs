@@ -111,6 +111,11 @@ impl ListRequest {
     /// upstream might still answer); `None` when none is, and the answer needs no filter.
     pub fn of(payload: &Payload) -> Option<ListRequest> {
         let messages = payload.messages();
+        // Nearly every request holds no tools/list call: answer that before building anything.
+        let is_list = |message: &Message| matches!(message, Message::Call { method, .. } if method == "tools/list");
+        if !messages.iter().any(is_list) {
+            return None;
+        }
         let mut has_list = false;
         let mut list_calls = HashSet::new();
         let mut other_calls = HashSet::new();

@@ -302,7 +302,9 @@ async fn a_person_signs_in_sees_their_tools_calls_one_and_signs_out() {
     // tools/list answers are filtered per caller: no entry of this person's scopes names
     // fininfo's delete_all_portfolios, so neither the gateway nor the page lists it.
     assert!(
-        !shown.iter().any(|(_, tool)| tool == "delete_all_portfolios"),
+        !shown
+            .iter()
+            .any(|(_, tool)| tool == "delete_all_portfolios"),
         "a tool hidden from this person is on the page: {shown:?}"
     );
 
