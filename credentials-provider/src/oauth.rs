@@ -645,49 +645,77 @@ pub fn jwt_expiry(token: &str) -> Option<u64> {
     claims.get("exp")?.as_u64()
 }
 
-/// The provider's `token_endpoint` from OIDC discovery (`{issuer}/.well-known/openid-configuration`).
-/// The document's `issuer` must be the configured one (OpenID Connect Discovery §4.3).
+/// The provider's `token_endpoint` from OIDC discovery (`{issuer}/.well-known/openid-configuration`),
+/// by `openidconnect`: the document must parse as provider metadata and its `issuer` must be the
+/// configured one (OpenID Connect Discovery §4.3). A parsed URL cannot tell `https://idp` from
+/// `https://idp/`, so an issuer without a path is tried in the other form when the document
+/// names it so; any other difference is refused.
 pub async fn discover_token_endpoint(
     http: &reqwest::Client,
     issuer: &Url,
 ) -> Result<Url, OAuthError> {
+    let as_given = issuer.as_str();
+    let metadata = match discover(http, as_given).await {
+        Err(DiscoveryFailure::OtherIssuer(_)) if issuer.path() == "/" => {
+            discover(http, as_given.trim_end_matches('/')).await
+        }
+        other => other,
+    };
     let discovery = format!(
         "{}/.well-known/openid-configuration",
-        issuer.as_str().trim_end_matches('/')
+        as_given.trim_end_matches('/')
     );
-    let response = http
-        .get(&discovery)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|err| OAuthError::Unreachable {
-            url: discovery.clone(),
-            reason: describe_http_error(&err),
-        })?;
-    let status = response.status().as_u16();
-    let bad = |detail: String| OAuthError::BadResponse {
+    let bad = |status: u16, detail: String| OAuthError::BadResponse {
         url: discovery.clone(),
         status,
         detail,
     };
-    if status != 200 {
-        return Err(bad("discovery must answer 200".into()));
-    }
-    let document: Value = response
-        .json()
+    let metadata = metadata.map_err(|failure| match failure {
+        DiscoveryFailure::Unreachable(reason) => OAuthError::Unreachable {
+            url: discovery.clone(),
+            reason,
+        },
+        DiscoveryFailure::Status(status) => bad(status, "discovery must answer 200".into()),
+        DiscoveryFailure::OtherIssuer(detail) | DiscoveryFailure::Unreadable(detail) => {
+            bad(200, detail)
+        }
+    })?;
+    let endpoint = metadata
+        .token_endpoint()
+        .ok_or_else(|| bad(200, "no token_endpoint in it".into()))?;
+    Ok(endpoint.url().clone())
+}
+
+/// Why discovery gave no provider metadata.
+enum DiscoveryFailure {
+    Unreachable(String),
+    Status(u16),
+    OtherIssuer(String),
+    Unreadable(String),
+}
+
+async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<openidconnect::core::CoreProviderMetadata, DiscoveryFailure> {
+    use openidconnect::DiscoveryError;
+    let issuer = openidconnect::IssuerUrl::new(issuer.to_owned())
+        .map_err(|err| DiscoveryFailure::Unreadable(format!("issuer {issuer:?}: {err}")))?;
+    let client = OAuthHttp {
+        client: http,
+        last_status: Mutex::new(None),
+    };
+    openidconnect::core::CoreProviderMetadata::discover_async(issuer, &client)
         .await
-        .map_err(|_| bad("not a JSON discovery document".into()))?;
-    let advertised = document.get("issuer").and_then(Value::as_str).unwrap_or("");
-    if advertised.trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
-        return Err(bad(format!(
-            "its issuer is {advertised:?}, not the configured {issuer}"
-        )));
-    }
-    let endpoint = document
-        .get("token_endpoint")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("no token_endpoint in it".into()))?;
-    Url::parse(endpoint).map_err(|err| bad(format!("token_endpoint {endpoint:?}: {err}")))
+        .map_err(|err| match err {
+            DiscoveryError::Request(failure) => DiscoveryFailure::Unreachable(failure.to_string()),
+            DiscoveryError::Response(status, _, _) => DiscoveryFailure::Status(status.as_u16()),
+            DiscoveryError::Validation(detail) => DiscoveryFailure::OtherIssuer(detail),
+            DiscoveryError::Parse(err) => {
+                DiscoveryFailure::Unreadable(format!("not an OIDC discovery document: {err}"))
+            }
+            other => DiscoveryFailure::Unreadable(other.to_string()),
+        })
 }
 
 #[cfg(test)]

@@ -238,3 +238,23 @@ async fn cognito_settings_give_a_cognito_token_and_the_pool_headers() {
     assert_eq!(headers["X-Client-Id"], "admin-agent");
     assert_eq!(headers["X-Region"], COGNITO_REGION);
 }
+
+#[tokio::test]
+async fn discovery_refuses_a_document_that_names_another_issuer() {
+    let mut ws = Workspace::new();
+    let idp = start_idp(ws.path()).await;
+    // The same IdP reached under another name: its discovery document names 127.0.0.1, not
+    // localhost, so the token endpoint in it is not taken (OpenID Connect Discovery §4.3).
+    let other_name = idp.issuer.replace("127.0.0.1", "localhost");
+    ws.ingress(&idp, "admin-agent")
+        .set("INGRESS_OAUTH_ISSUER", &other_name);
+    let run = ws.run(&["ingress"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(".well-known/openid-configuration")
+            && run.stderr.contains("unexpected issuer"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.tokens().join("ingress.json").exists());
+}
