@@ -5,68 +5,15 @@
 mod common;
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use auth_server::authorizer::Authorizer;
 use auth_server::config::Config;
 use auth_server::jwks::fetch::KeyStore;
 use auth_server::policy::CompiledPolicy;
 use common::*;
 use serde_json::json;
-
-/// A JWKS endpoint whose document the test swaps, counting fetches.
-#[derive(Clone)]
-struct KeyServer {
-    document: Arc<Mutex<Vec<u8>>>,
-    fetches: Arc<AtomicUsize>,
-    url: String,
-}
-
-impl KeyServer {
-    fn start(keys: &[&TestKey]) -> KeyServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-        let server = KeyServer {
-            document: Arc::new(Mutex::new(jwks(keys))),
-            fetches: Arc::default(),
-            url,
-        };
-        let state = server.clone();
-        let http = HttpServer::new(move || {
-            let state = state.clone();
-            App::new().route(
-                "/jwks.json",
-                web::get().to(move || {
-                    let state = state.clone();
-                    async move {
-                        state.fetches.fetch_add(1, Ordering::SeqCst);
-                        let document = state.document.lock().unwrap().clone();
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(document)
-                    }
-                }),
-            )
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_web::rt::spawn(http);
-        server
-    }
-
-    fn publish(&self, keys: &[&TestKey]) {
-        *self.document.lock().unwrap() = jwks(keys);
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
 
 struct Gateway {
     base: String,

@@ -10,7 +10,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use auth_server::authorizer::Authorizer;
 use auth_server::config::Config;
 use auth_server::jwks::fetch::KeyStore;
@@ -42,29 +41,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Serves the test key set, for the requests that carry a token.
-fn key_set_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/keys", listener.local_addr().unwrap());
-    let document = web::Data::new(jwks(&[rsa_key()]));
-    let server = HttpServer::new(move || {
-        App::new().app_data(document.clone()).route(
-            "/keys",
-            web::get().to(|document: web::Data<Vec<u8>>| async move {
-                HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(document.get_ref().clone())
-            }),
-        )
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
-    url
-}
-
 struct Server {
     base: String,
     client: reqwest::Client,
@@ -77,7 +53,7 @@ async fn start(keys: Option<&str>) -> Server {
         ("AUTH_PROVIDER", "oidc".to_owned()),
         ("AUTH_ISSUER", ISSUER.to_owned()),
         ("AUTH_GROUPS_CLAIM", "cognito:groups".to_owned()),
-        ("AUTH_JWKS_URL", key_set_url()),
+        ("AUTH_JWKS_URL", KeyServer::start(&[rsa_key()]).url),
         ("AUTH_SCOPES_FILE", example_scopes().display().to_string()),
     ];
     if let Some(keys) = keys {

@@ -368,3 +368,57 @@ impl TestCheck {
         auth_server::request::read(&self.headers, self.method, None, body)
     }
 }
+
+/// A JWKS endpoint on loopback (actix, on the test's runtime) whose document the test swaps,
+/// counting fetches.
+#[derive(Clone)]
+pub struct KeyServer {
+    document: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub url: String,
+}
+
+impl KeyServer {
+    pub fn start(keys: &[&TestKey]) -> KeyServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let server = KeyServer {
+            document: std::sync::Arc::new(std::sync::Mutex::new(jwks(keys))),
+            fetches: std::sync::Arc::default(),
+            url,
+        };
+        let state = server.clone();
+        let http = actix_web::HttpServer::new(move || {
+            let state = state.clone();
+            actix_web::App::new().route(
+                "/jwks.json",
+                actix_web::web::get().to(move || {
+                    let state = state.clone();
+                    async move {
+                        state
+                            .fetches
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let document = state.document.lock().unwrap().clone();
+                        actix_web::HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(document)
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_web::rt::spawn(http);
+        server
+    }
+
+    pub fn publish(&self, keys: &[&TestKey]) {
+        *self.document.lock().unwrap() = jwks(keys);
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
