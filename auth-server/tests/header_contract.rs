@@ -173,24 +173,7 @@ fn envoy_grpc_mode_removes_and_reads_the_same_headers() {
 
 /// `proxy_set_header <Name> <value>;` lines of the template's MCP location.
 fn nginx_mcp_location_headers(template: &str) -> Vec<(String, String)> {
-    let start = template
-        .find("location ~ ^/(?<mcp_server>")
-        .expect("the MCP location");
-    let location = &template[start..];
-    let end = location
-        .find("\n        }\n")
-        .expect("the end of the MCP location");
-    location[..end]
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("proxy_set_header "))
-        .map(|rest| {
-            let (name, value) = rest.split_once(char::is_whitespace).expect("name value");
-            (
-                name.to_ascii_lowercase(),
-                value.trim().trim_end_matches(';').to_owned(),
-            )
-        })
-        .collect()
+    nginx_location_headers(template, "location ~ ^/(?<mcp_server>")
 }
 
 /// The Lua table of identity headers: `{ "x-user", "mcp_x_user" },` lines.
