@@ -17,9 +17,7 @@ use auth_server::jwks::KeySet;
 use auth_server::jwks::fetch::KeyStore;
 use auth_server::policy::CompiledPolicy;
 use common::*;
-use envoy_types::ext_authz::v3::pb::{CheckRequest, HttpResponse};
-use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::ext_authz::v3::pb::HttpResponse;
 use serde_json::{Value, json};
 
 fn authorizer() -> Arc<Authorizer> {
@@ -109,22 +107,7 @@ async fn over_grpc(authorizer: &Arc<Authorizer>, token: &str) -> Outcome {
         ("content-type".to_owned(), "application/json".to_owned()),
     ]
     .into();
-    let check = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "POST".into(),
-                    path: "/fininfo/mcp".into(),
-                    headers,
-                    raw_body: CALL.as_bytes().to_vec(),
-                    size: CALL.len() as i64,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    };
+    let check = envoy_post("/fininfo/mcp", headers, CALL);
     let response = CheckService::new(authorizer.clone()).decide(check).await;
     match response.http_response.expect("an HTTP response") {
         HttpResponse::OkResponse(ok) => Outcome {

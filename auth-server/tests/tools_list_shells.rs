@@ -21,10 +21,8 @@ use auth_server::jwks::fetch::KeyStore;
 use auth_server::policy::CompiledPolicy;
 use auth_server::tools_list::context::FilterContext;
 use common::*;
-use envoy_types::ext_authz::v3::pb::{CheckRequest, HttpResponse};
+use envoy_types::ext_authz::v3::pb::HttpResponse;
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue, Metadata};
-use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse, body_mutation,
@@ -129,22 +127,7 @@ async fn check_over_grpc(
         format!("Bearer {}", reader_token()),
     )]
     .into();
-    let check = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "POST".into(),
-                    path: "/fininfo/mcp".into(),
-                    headers,
-                    raw_body: body.as_bytes().to_vec(),
-                    size: body.len() as i64,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    };
+    let check = envoy_post("/fininfo/mcp", headers, body);
     let response = CheckService::new(authorizer.clone()).decide(check).await;
     let mark = response.dynamic_metadata.map(|metadata| {
         assert_eq!(metadata.fields.len(), 1, "only the mark");

@@ -422,3 +422,30 @@ impl KeyServer {
         self.fetches.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Envoy's gRPC `CheckRequest` for a client's `POST path` with these headers and JSON body, as
+/// Envoy's ext_authz sends it (`with_request_body`, raw bytes).
+pub fn envoy_post(
+    path: &str,
+    headers: std::collections::HashMap<String, String>,
+    body: &str,
+) -> envoy_types::ext_authz::v3::pb::CheckRequest {
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    envoy_types::ext_authz::v3::pb::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "POST".into(),
+                    path: path.into(),
+                    headers,
+                    raw_body: body.as_bytes().to_vec(),
+                    size: body.len() as i64,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
