@@ -9,11 +9,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_server::authorizer::Authorizer;
-use auth_server::config::Config;
 use auth_server::decision::{Decision, DenyReason};
 use auth_server::jwks::KeySet;
-use auth_server::jwks::fetch::KeyStore;
-use auth_server::policy::CompiledPolicy;
 use auth_server::token::TokenError;
 use common::*;
 use serde_json::json;
@@ -26,23 +23,7 @@ fn now() -> u64 {
 }
 
 fn authorizer(keys: &[&TestKey]) -> Arc<Authorizer> {
-    let config = Config::from_vars([
-        ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
-        ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),
-        ("AUTH_GROUPS_CLAIM".to_owned(), "cognito:groups".to_owned()),
-        (
-            "AUTH_JWKS_URL".to_owned(),
-            "http://127.0.0.1:9/jwks".to_owned(),
-        ),
-        (
-            "AUTH_SCOPES_FILE".to_owned(),
-            example_scopes().display().to_string(),
-        ),
-    ])
-    .unwrap();
-    let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
-    let keys = KeyStore::with_keys(KeySet::from_json(&jwks(keys)).unwrap());
-    Arc::new(Authorizer::new(&config, policy, vec![Arc::new(keys)]))
+    offline_authorizer(keys, &[])
 }
 
 fn token(key: &TestKey) -> String {

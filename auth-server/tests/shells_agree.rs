@@ -11,37 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, test, web};
 use auth_server::authorizer::Authorizer;
-use auth_server::config::Config;
 use auth_server::grpc::CheckService;
-use auth_server::jwks::KeySet;
-use auth_server::jwks::fetch::KeyStore;
-use auth_server::policy::CompiledPolicy;
 use common::*;
 use envoy_types::ext_authz::v3::pb::HttpResponse;
 use serde_json::{Value, json};
 
 fn authorizer() -> Arc<Authorizer> {
-    let config = Config::from_vars([
-        ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
-        ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),
-        ("AUTH_GROUPS_CLAIM".to_owned(), "cognito:groups".to_owned()),
-        (
-            "AUTH_JWKS_URL".to_owned(),
-            "http://127.0.0.1:9/jwks".to_owned(),
-        ),
-        (
-            "AUTH_SCOPES_FILE".to_owned(),
-            example_scopes().display().to_string(),
-        ),
-    ])
-    .unwrap();
-    let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
-    let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
-    Arc::new(Authorizer::new(
-        &config,
-        policy,
-        vec![Arc::new(KeyStore::with_keys(keys))],
-    ))
+    offline_authorizer(&[rsa_key()], &[])
 }
 
 /// An operator's token valid now, with `patch` merged into its claims.

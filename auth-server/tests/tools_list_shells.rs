@@ -13,12 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, test, web};
 use auth_server::authorizer::Authorizer;
-use auth_server::config::Config;
 use auth_server::grpc::CheckService;
 use auth_server::headers::{TOOLS_LIST_HEADER, filter_endpoint};
-use auth_server::jwks::KeySet;
-use auth_server::jwks::fetch::KeyStore;
-use auth_server::policy::CompiledPolicy;
 use auth_server::tools_list::context::FilterContext;
 use common::*;
 use envoy_types::ext_authz::v3::pb::HttpResponse;
@@ -35,28 +31,10 @@ use serde_json::{Value, json};
 const BOUND: usize = 4096;
 
 fn authorizer() -> Arc<Authorizer> {
-    let config = Config::from_vars([
-        ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
-        ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),
-        ("AUTH_GROUPS_CLAIM".to_owned(), "cognito:groups".to_owned()),
-        (
-            "AUTH_JWKS_URL".to_owned(),
-            "http://127.0.0.1:9/jwks".to_owned(),
-        ),
-        (
-            "AUTH_SCOPES_FILE".to_owned(),
-            example_scopes().display().to_string(),
-        ),
-        ("AUTH_MAX_LIST_ANSWER_BYTES".to_owned(), BOUND.to_string()),
-    ])
-    .unwrap();
-    let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
-    let keys = KeySet::from_json(&jwks(&[rsa_key()])).unwrap();
-    Arc::new(Authorizer::new(
-        &config,
-        policy,
-        vec![Arc::new(KeyStore::with_keys(keys))],
-    ))
+    offline_authorizer(
+        &[rsa_key()],
+        &[("AUTH_MAX_LIST_ANSWER_BYTES", &BOUND.to_string())],
+    )
 }
 
 /// A token of the example policy's read-only role, valid now.

@@ -449,3 +449,39 @@ pub fn envoy_post(
         }),
     }
 }
+
+/// An authorizer that trusts [`ISSUER`] (OIDC, groups in `cognito:groups`) over the example
+/// policy, verifying with `keys` from the start (the key set URL is a closed port: nothing is
+/// fetched), with `extra` `AUTH_*` variables.
+pub fn offline_authorizer(
+    keys: &[&TestKey],
+    extra: &[(&str, &str)],
+) -> std::sync::Arc<auth_server::authorizer::Authorizer> {
+    let mut vars = vec![
+        ("AUTH_PROVIDER".to_owned(), "oidc".to_owned()),
+        ("AUTH_ISSUER".to_owned(), ISSUER.to_owned()),
+        ("AUTH_GROUPS_CLAIM".to_owned(), "cognito:groups".to_owned()),
+        (
+            "AUTH_JWKS_URL".to_owned(),
+            "http://127.0.0.1:9/jwks".to_owned(),
+        ),
+        (
+            "AUTH_SCOPES_FILE".to_owned(),
+            example_scopes().display().to_string(),
+        ),
+    ];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    let config = auth_server::config::Config::from_vars(vars).unwrap();
+    let policy = CompiledPolicy::load(&config.scopes_file).unwrap();
+    let keys =
+        auth_server::jwks::fetch::KeyStore::with_keys(KeySet::from_json(&jwks(keys)).unwrap());
+    std::sync::Arc::new(auth_server::authorizer::Authorizer::new(
+        &config,
+        policy,
+        vec![std::sync::Arc::new(keys)],
+    ))
+}
