@@ -43,11 +43,12 @@ local IDENTITY = {
     { "x-tool-name",   "mcp_x_tool_name" },
 }
 
--- Parses an nginx size ("1048576", "1024k", "1m") into bytes.
-local function parse_size(text)
+-- Parses an nginx size ("1048576", "1024k", "1m") into bytes; `setting` names it in the error.
+-- Shared with mcp_tools_list.lua.
+function _M.parse_size(setting, text)
     local digits, unit = str_match(tostring(text), "^%s*(%d+)%s*([kKmMgG]?)%s*$")
     if not digits then
-        error("mcp_auth: MAX_BODY is not an nginx size (e.g. 1m, 1024k, 1048576): "
+        error("mcp gateway: " .. setting .. " is not an nginx size (e.g. 1m, 1024k, 1048576): "
               .. tostring(text))
     end
     local multiplier = ({ [""] = 1, k = 1024, m = 1048576, g = 1073741824 })[str_lower(unit)]
@@ -56,7 +57,7 @@ end
 
 --- Called once from init_by_lua_block with the rendered settings.
 function _M.configure(opts)
-    max_body_bytes = parse_size(opts.max_body)
+    max_body_bytes = _M.parse_size("MAX_BODY", opts.max_body)
 end
 
 -- The variables the upstream request's headers come from: what a tools/list answer's capture

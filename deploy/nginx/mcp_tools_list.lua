@@ -24,7 +24,6 @@ local _M = {}
 local ngx = ngx
 local str_format = string.format
 local str_lower = string.lower
-local str_match = string.match
 local str_sub = string.sub
 
 -- The internal locations (nginx.conf.template).
@@ -52,18 +51,9 @@ local FILTER_INPUTS = {
     "mcp_list_upstream_encoding",
 }
 
-local function parse_size(text)
-    local digits, unit = str_match(tostring(text), "^%s*(%d+)%s*([kKmMgG]?)%s*$")
-    if not digits then
-        error("mcp_tools_list: MAX_LIST_ANSWER is not an nginx size (e.g. 16m): " .. tostring(text))
-    end
-    local multiplier = ({ [""] = 1, k = 1024, m = 1048576, g = 1073741824 })[str_lower(unit)]
-    return tonumber(digits) * multiplier
-end
-
 --- Called once from init_by_lua_block with the rendered settings.
 function _M.configure(opts)
-    max_answer_bytes = parse_size(opts.max_answer)
+    max_answer_bytes = require("mcp_auth").parse_size("MAX_LIST_ANSWER", opts.max_answer)
 end
 
 -- The first value of header `name` (lower case) in a capture's answer, whatever the case its
