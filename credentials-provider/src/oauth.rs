@@ -701,11 +701,7 @@ async fn discover(
     use openidconnect::DiscoveryError;
     let issuer = openidconnect::IssuerUrl::new(issuer.to_owned())
         .map_err(|err| DiscoveryFailure::Unreadable(format!("issuer {issuer:?}: {err}")))?;
-    let client = OAuthHttp {
-        client: http,
-        last_status: Mutex::new(None),
-    };
-    openidconnect::core::CoreProviderMetadata::discover_async(issuer, &client)
+    openidconnect::core::CoreProviderMetadata::discover_async(issuer, &OAuthHttp::new(http))
         .await
         .map_err(|err| match err {
             DiscoveryError::Request(failure) => DiscoveryFailure::Unreachable(failure.to_string()),
